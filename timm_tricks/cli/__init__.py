@@ -1,0 +1,26 @@
+"""`timm-tricks` command line: one sub-module per group of commands, each adding its sub-commands."""
+import argparse
+import sys
+from typing import List, Optional
+
+from ..errors import TricksError
+from . import models as models_commands
+
+COMMAND_GROUPS = (models_commands,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='timm-tricks', description=__doc__)
+    commands = parser.add_subparsers(dest='command', required=True)
+    for group in COMMAND_GROUPS:
+        group.add_commands(commands)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except TricksError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2

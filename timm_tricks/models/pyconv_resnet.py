@@ -1,0 +1,264 @@
+"""PyConvResNet and PyConvHGResNet (Duta et al., "Pyramidal Convolution", arXiv:2006.11538).
+
+Topology as in the authors' release (iduta/pyconv): a 7x7 stem without max-pool, all four stages strided,
+iResNet-style shortcut (3x3 max-pool, then 1x1 conv + BN), and a pyramid of 4/3/2/1 kernel levels in
+stages 1-4. Module names equal the authors' (`conv2.conv2_1`, `downsample.1`, ...), so their checkpoints
+load after unwrapping only.
+
+Beyond the reference: `output_stride` 16/8 de-strides the last stage(s) and dilates every pyramid level
+(padding = dilation * (k // 2)) as in the authors' segmentation code (iduta/pyconvsegnet); the shortcut
+max-pool keeps its 3x3 window with stride 1 there. Every input size >= 32 works, as in the reference: each
+strided layer gives ceil(n / 2).
+
+`zero_init_last` zeroes the last BN of the residual branch: `bn3` of the bottleneck (as upstream's
+`zero_init_residual`) and `bn2` of the basic block (upstream leaves that one at 1).
+"""
+from functools import partial
+from typing import Any, Dict, Optional, Sequence, Type
+
+import torch
+from torch import nn
+
+from timm.layers import create_act_layer
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+from ..layers import create_pyconv
+from ..weights import released_cfg
+from ._checkpoint import filter_checkpoint
+from ._resnet_base import TricksResNet
+
+__all__ = ['PyConvBottleneck', 'PyConvHGBottleneck', 'PyConvBasicBlock']
+
+# (kernel sizes, groups, fraction of the output per level) of each stage's pyramid
+PYRAMID = (
+    dict(kernel_sizes=(3, 5, 7, 9), groups=(1, 4, 8, 16), out_fractions=(.25, .25, .25, .25)),
+    dict(kernel_sizes=(3, 5, 7), groups=(1, 4, 8), out_fractions=(.25, .25, .5)),
+    dict(kernel_sizes=(3, 5), groups=(1, 4), out_fractions=(.5, .5)),
+    dict(kernel_sizes=(3,), groups=(1,), out_fractions=(1.,)),
+)
+PYRAMID_HG = (
+    dict(kernel_sizes=(3, 5, 7, 9), groups=(32, 32, 32, 32), out_fractions=(.25, .25, .25, .25)),
+    dict(kernel_sizes=(3, 5, 7), groups=(32, 64, 64), out_fractions=(.25, .25, .5)),
+    dict(kernel_sizes=(3, 5), groups=(32, 64), out_fractions=(.5, .5)),
+    dict(kernel_sizes=(3,), groups=(32,), out_fractions=(1.,)),
+)
+
+
+class PyConvBottleneck(nn.Module):
+    """1x1 -> strided PyConv -> 1x1 (x4), post-activation."""
+    expansion = 4
+
+    def __init__(
+            self,
+            in_chs: int,
+            planes: int,
+            kernel_sizes: Sequence[int],
+            groups: Sequence[int],
+            out_fractions: Sequence[float],
+            stride: int = 1,
+            dilation: int = 1,
+            first_dilation: Optional[int] = None,
+            downsample: Optional[nn.Module] = None,
+            act_layer: Type[nn.Module] = nn.ReLU,
+            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
+            drop_path: Optional[nn.Module] = None,
+            device=None,
+            dtype=None,
+    ):
+        super().__init__()
+        dd = dict(device=device, dtype=dtype)
+        out_chs = planes * self.expansion
+        self.conv1 = nn.Conv2d(in_chs, planes, 1, bias=False, **dd)
+        self.bn1 = norm_layer(planes, **dd)
+        self.act1 = create_act_layer(act_layer, inplace=True)
+        # every block of a dilated stage uses the stage's dilation, as in the authors' segmentation code
+        self.conv2 = create_pyconv(
+            planes, planes, kernel_sizes, groups, out_fractions, stride=stride, dilation=dilation, **dd)
+        self.bn2 = norm_layer(planes, **dd)
+        self.act2 = create_act_layer(act_layer, inplace=True)
+        self.conv3 = nn.Conv2d(planes, out_chs, 1, bias=False, **dd)
+        self.bn3 = norm_layer(out_chs, **dd)
+        self.downsample = downsample
+        self.drop_path = drop_path if drop_path is not None else nn.Identity()
+        self.act3 = create_act_layer(act_layer, inplace=True)
+
+    def zero_init_last(self) -> None:
+        if getattr(self.bn3, 'weight', None) is not None:
+            nn.init.zeros_(self.bn3.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        x = self.act1(self.bn1(self.conv1(x)))
+        x = self.act2(self.bn2(self.conv2(x)))
+        x = self.bn3(self.conv3(x))
+        return self.act3(self.drop_path(x) + shortcut)
+
+
+class PyConvHGBottleneck(PyConvBottleneck):
+    """High-grouping bottleneck: twice the width inside, expansion 2."""
+    expansion = 2
+
+
+class PyConvBasicBlock(nn.Module):
+    """The authors' `PyConvBasicBlock2`: strided PyConv -> 1x1 (the opposite of a normal BasicBlock)."""
+    expansion = 1
+
+    def __init__(
+            self,
+            in_chs: int,
+            planes: int,
+            kernel_sizes: Sequence[int],
+            groups: Sequence[int],
+            out_fractions: Sequence[float],
+            stride: int = 1,
+            dilation: int = 1,
+            first_dilation: Optional[int] = None,
+            downsample: Optional[nn.Module] = None,
+            act_layer: Type[nn.Module] = nn.ReLU,
+            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
+            drop_path: Optional[nn.Module] = None,
+            device=None,
+            dtype=None,
+    ):
+        super().__init__()
+        dd = dict(device=device, dtype=dtype)
+        self.conv1 = create_pyconv(
+            in_chs, planes, kernel_sizes, groups, out_fractions, stride=stride, dilation=dilation, **dd)
+        self.bn1 = norm_layer(planes, **dd)
+        self.act1 = create_act_layer(act_layer, inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 1, bias=False, **dd)
+        self.bn2 = norm_layer(planes, **dd)
+        self.downsample = downsample
+        self.drop_path = drop_path if drop_path is not None else nn.Identity()
+        self.act2 = create_act_layer(act_layer, inplace=True)
+
+    def zero_init_last(self) -> None:
+        if getattr(self.bn2, 'weight', None) is not None:
+            nn.init.zeros_(self.bn2.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        x = self.act1(self.bn1(self.conv1(x)))
+        x = self.bn2(self.conv2(x))
+        return self.act2(self.drop_path(x) + shortcut)
+
+
+def pool_conv_shortcut(
+        in_chs: int,
+        out_chs: int,
+        stride: int,
+        stage_stride: int,
+        norm_layer: Type[nn.Module],
+        device=None,
+        dtype=None,
+) -> nn.Module:
+    """iResNet shortcut: 3x3 max-pool (stride 1 in a dilated stage), then 1x1 conv + norm when the width changes.
+
+    Keys `downsample.1` / `downsample.2` as in the authors' checkpoints; without a width change (layer1 of
+    the basic-block nets) the shortcut is the bare pool.
+    """
+    pool = nn.MaxPool2d(kernel_size=3, stride=stride, padding=1)
+    if in_chs == out_chs:
+        return pool
+    return nn.Sequential(
+        pool,
+        nn.Conv2d(in_chs, out_chs, 1, bias=False, device=device, dtype=dtype),
+        norm_layer(out_chs, device=device, dtype=dtype),
+    )
+
+
+def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[str, torch.Tensor]:
+    """Accept the authors' release (bare state dict) and training checkpoints (`state_dict`, `module.`)."""
+    return filter_checkpoint(state_dict, model, prefixes=('module.',))
+
+
+def _create_pyconv_resnet(variant: str, pretrained: bool = False, **kwargs) -> TricksResNet:
+    return build_model_with_cfg(
+        TricksResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
+
+
+def _cfg(**kwargs) -> Dict[str, Any]:
+    return {
+        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
+        'crop_pct': 0.875, 'interpolation': 'bilinear', 'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
+        'first_conv': 'conv1', 'classifier': 'fc', 'origin_url': 'https://github.com/iduta/pyconv',
+        'paper_ids': 'arXiv:2006.11538',
+        'paper_name': 'Pyramidal Convolution: Rethinking Convolutional Neural Networks for Visual Recognition',
+        **kwargs,
+    }
+
+
+default_cfgs = generate_default_cfgs({
+    'pyconv_resnet18.untrained': _cfg(license='mit'),
+    'pyconv_resnet34.untrained': _cfg(license='mit'),
+    **{name: released_cfg(name, **_cfg()) for name in (
+        'pyconv_resnet50.in1k', 'pyconv_resnet50.aug_in1k', 'pyconv_resnet101.in1k', 'pyconv_resnet101.aug_in1k',
+        'pyconv_resnet152.in1k', 'pyconvhg_resnet50.in1k', 'pyconvhg_resnet101.in1k', 'pyconvhg_resnet152.in1k',
+    )},
+})
+
+
+def _pyconv_args(block: Type[nn.Module], layers: Sequence[int], pyramid=PYRAMID, widths=(64, 128, 256, 512)):
+    return dict(
+        block=block, layers=layers, stem_pool=None, stage_strides=(2, 2, 2, 2), stage_widths=widths,
+        stage_args=pyramid, shortcut=pool_conv_shortcut)
+
+
+@register_model
+def pyconv_resnet18(pretrained: bool = False, **kwargs) -> TricksResNet:
+    """PyConvResNet-18 (basic blocks with a strided PyConv and a 1x1)."""
+    model_args = _pyconv_args(PyConvBasicBlock, (2, 2, 2, 2))
+    return _create_pyconv_resnet('pyconv_resnet18', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def pyconv_resnet34(pretrained: bool = False, **kwargs) -> TricksResNet:
+    """PyConvResNet-34."""
+    model_args = _pyconv_args(PyConvBasicBlock, (3, 4, 6, 3))
+    return _create_pyconv_resnet('pyconv_resnet34', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def pyconv_resnet50(pretrained: bool = False, **kwargs) -> TricksResNet:
+    """PyConvResNet-50."""
+    model_args = _pyconv_args(PyConvBottleneck, (3, 4, 6, 3))
+    return _create_pyconv_resnet('pyconv_resnet50', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def pyconv_resnet101(pretrained: bool = False, **kwargs) -> TricksResNet:
+    """PyConvResNet-101."""
+    model_args = _pyconv_args(PyConvBottleneck, (3, 4, 23, 3))
+    return _create_pyconv_resnet('pyconv_resnet101', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def pyconv_resnet152(pretrained: bool = False, **kwargs) -> TricksResNet:
+    """PyConvResNet-152."""
+    model_args = _pyconv_args(PyConvBottleneck, (3, 8, 36, 3))
+    return _create_pyconv_resnet('pyconv_resnet152', pretrained, **dict(model_args, **kwargs))
+
+
+_hg_args = partial(_pyconv_args, PyConvHGBottleneck, pyramid=PYRAMID_HG, widths=(128, 256, 512, 1024))
+
+
+@register_model
+def pyconvhg_resnet50(pretrained: bool = False, **kwargs) -> TricksResNet:
+    """PyConvHGResNet-50 (high grouping, twice the bottleneck width, expansion 2)."""
+    model_args = _hg_args((3, 4, 6, 3))
+    return _create_pyconv_resnet('pyconvhg_resnet50', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def pyconvhg_resnet101(pretrained: bool = False, **kwargs) -> TricksResNet:
+    """PyConvHGResNet-101."""
+    model_args = _hg_args((3, 4, 23, 3))
+    return _create_pyconv_resnet('pyconvhg_resnet101', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def pyconvhg_resnet152(pretrained: bool = False, **kwargs) -> TricksResNet:
+    """PyConvHGResNet-152."""
+    model_args = _hg_args((3, 8, 36, 3))
+    return _create_pyconv_resnet('pyconvhg_resnet152', pretrained, **dict(model_args, **kwargs))
