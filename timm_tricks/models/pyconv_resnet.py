@@ -20,11 +20,12 @@ import torch
 from torch import nn
 
 from timm.layers import create_act_layer
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from ..layers import create_pyconv
 from ..weights import released_cfg
+from ._builder import build_tricks_model
 from ._checkpoint import filter_checkpoint
 from ._resnet_base import TricksResNet
 
@@ -174,7 +175,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
 
 
 def _create_pyconv_resnet(variant: str, pretrained: bool = False, **kwargs) -> TricksResNet:
-    return build_model_with_cfg(
+    return build_tricks_model(
         TricksResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
 
 
