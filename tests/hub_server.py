@@ -14,11 +14,13 @@ Usage in tests: request the ``hub`` fixture (see `HubSession`); it owns one shar
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import re
 import socket
 import tempfile
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Mapping, NamedTuple
@@ -34,7 +36,7 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth")
 # Per-test client settings. huggingface_hub's defaults are 10 s timeouts, a 60 s timeout for the retried HEAD and
 # 5 retries with 1+2+4+8+8 s of back-off per file: a dead server would cost ~23 s per file. The retry *count* is kept
 # (so request logs match production: 7 HEADs per file on HTTP 500), only the waiting is shortened.
-CLIENT_TIMEOUT_S = 5
+CLIENT_TIMEOUT_S = 3  # local answers take milliseconds
 FAST_BACKOFF = {"base_wait_time": 0.01, "max_wait_time": 0.05}
 
 _RESOLVE = re.compile(r"/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)")
@@ -50,7 +52,8 @@ class Request(NamedTuple):
     status: int
 
 
-class _Repo(NamedTuple):
+@dataclass(frozen=True)
+class _Repo:
     files: dict[str, bytes]
     commit: str
     card_data: dict
@@ -197,6 +200,10 @@ class HubServer:
     def files(self, repo_id: str) -> list[str]:
         return sorted(self._repos[repo_id].files)
 
+    def read(self, repo_id: str, filename: str) -> bytes:
+        """The bytes served for ``filename`` now (after any `replace_file`)."""
+        return self._replaced.get((repo_id, filename), self._repos[repo_id].files[filename])
+
     # -- request log -------------------------------------------------------------------------------------------
 
     @property
@@ -275,12 +282,12 @@ class HubServer:
 
     def _resolve(self, repo_id: str, revision: str, filename: str, range_header: str | None):
         repo = self._lookup(repo_id, revision)
-        if isinstance(repo, tuple):
+        if not isinstance(repo, _Repo):
             return repo
         headers = {"X-Repo-Commit": repo.commit}
         data = self._replaced.get((repo_id, filename), repo.files.get(filename))
         if data is None:
-            status, error_headers, body = self._error(404, "EntryNotFound", f"{filename} does not exist on main")
+            status, error_headers, body = self._error(404, "EntryNotFound", f"{filename} does not exist at {revision}")
             return status, {**error_headers, **headers}, body
         sha256 = hashlib.sha256(data).hexdigest()
         if not filename.endswith(WEIGHT_SUFFIXES):
@@ -299,7 +306,7 @@ class HubServer:
 
     def _model_info(self, repo_id: str, revision: str | None):
         repo = self._lookup(repo_id, revision)
-        if isinstance(repo, tuple):
+        if not isinstance(repo, _Repo):
             return repo
         info = {
             "id": repo_id,
@@ -325,7 +332,9 @@ class HubServer:
         return 206, {**headers, "Content-Range": f"bytes {start}-{end}/{len(data)}"}, data[start : end + 1]
 
     def _error(self, status: int, code: str | None, message: str):
-        headers = {"Content-Type": "application/json", "X-Error-Message": message}
+        # Header values must be latin-1: escape anything else (e.g. a unicode file name) rather than crash.
+        header_message = message.encode("ascii", "backslashreplace").decode()
+        headers = {"Content-Type": "application/json", "X-Error-Message": header_message}
         if code is not None and not (self.plain_404 and status == 404):
             headers["X-Error-Code"] = code
         return status, headers, json.dumps({"error": message}).encode()
@@ -363,7 +372,7 @@ class HubSession:
         patch(constants, "HF_HUB_ETAG_TIMEOUT", CLIENT_TIMEOUT_S)
         patch(constants, "HF_HUB_DOWNLOAD_TIMEOUT", CLIENT_TIMEOUT_S)
         patch(file_download, "_ETAG_RETRY_TIMEOUT", CLIENT_TIMEOUT_S)  # the retried HEAD ignores HF_HUB_ETAG_TIMEOUT
-        for backoff in (_http.http_backoff, _http.http_stream_backoff):
+        for backoff in (_http.http_backoff, inspect.unwrap(_http.http_stream_backoff)):  # the latter: @contextmanager
             patch(backoff, "__kwdefaults__", {**backoff.__kwdefaults__, **FAST_BACKOFF})
         self._point_at(server.endpoint)
 
@@ -385,6 +394,8 @@ class HubSession:
         self._point_at(f"http://127.0.0.1:{_unused_port()}")
 
     def __getattr__(self, name: str):
+        if name in HubSession.__slots__:  # not set yet: no recursion through `self.server`
+            raise AttributeError(name)
         return getattr(self.server, name)
 
     def __setattr__(self, name: str, value) -> None:

@@ -7,7 +7,7 @@ representatives: one per block type / distinct topology, the smallest that prove
 import timm_tricks
 
 REPRESENTATIVES = {
-    'pyconv_resnet': ['pyconv_resnet18', 'pyconv_resnet50', 'pyconvhg_resnet50'],
+    'pyconv_resnet': ['pyconv_resnet18', 'pyconvhg_resnet50'],
     'spconv_resnet': ['spconv_resnet18', 'spconv_resnet50'],
     'oct_resnet': ['oct_resnet26'],
     'blurpool_resnet': ['blurpool_resnet18', 'blurpool_resnet50_lpf2'],
@@ -26,6 +26,9 @@ CLIENT_MODELS = {
     'ghost_resnet': 'ghost_resnet50',
     'csp_densenet': 'csppeleenet',
 }
+
+# families whose architecture cannot dilate: `output_stride` != 32 must raise a ValueError naming it
+NO_OUTPUT_STRIDE = set()
 
 ALL_MODELS = timm_tricks.list_models()
 

@@ -1,0 +1,2 @@
+"""Shared pytest fixtures."""
+from hub_server import hub_server, hub  # noqa: F401

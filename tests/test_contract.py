@@ -1,0 +1,292 @@
+"""The timm model contract (timm_contract.md §4-§6) for every timm_tricks model.
+
+Cheap checks (meta device) run on every registered model; checks that need real compute run on the
+representatives of each family (tests/model_matrix.py) at small input sizes.
+"""
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+import timm
+from timm.layers import freeze_batch_norm_2d, set_scriptable
+from timm.models import get_notrace_functions, get_notrace_modules
+
+import timm_tricks
+from model_matrix import ALL_MODELS, NO_OUTPUT_STRIDE, REPRESENTATIVE_MODELS
+
+torch.backends.cudnn.deterministic = True
+
+
+def _family(name):
+    return timm_tricks.model_family(name)
+
+
+def _supports_output_stride(name):
+    return _family(name) not in NO_OUTPUT_STRIDE
+
+
+def _create(name, **kwargs):
+    torch.manual_seed(0)
+    return timm.create_model(name, **kwargs)
+
+
+def _randomize_bn(model):
+    """Non-trivial BN statistics and affine parameters, so that eval outputs exercise every branch."""
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            if m.affine:
+                m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+    return model
+
+
+@pytest.fixture(scope='module')
+def eval_models():
+    """One eval-mode CPU model per representative, built once per module."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = _randomize_bn(_create(name)).eval()
+        return cache[name]
+    return get
+
+
+# ---------------------------------------------------------------------------------------------- every model
+
+
+def test_models_are_registered_and_ours():
+    assert len(ALL_MODELS) >= 8
+    for name in ALL_MODELS:
+        assert timm_tricks.is_ours(name)
+        assert _family(name) in timm.list_modules()
+
+
+def test_import_does_not_touch_timm_models():
+    """Our names are new to timm, and importing twice changes nothing (fresh interpreter: timm alone first)."""
+    code = (
+        'import timm, json; before = set(timm.list_models()); tags = set(timm.list_models(pretrained=True));'
+        'import timm_tricks, importlib; importlib.reload(timm_tricks);'
+        'after = set(timm.list_models()); ours = set(timm_tricks.list_models());'
+        'print(json.dumps([sorted(ours & before), sorted(before - after), sorted(tags - set(timm.list_models('
+        'pretrained=True))), len(after - before - ours)]))'
+    )
+    out = subprocess.run([sys.executable, '-W', 'ignore', '-c', code], capture_output=True, text=True, check=True)
+    clashes, lost, lost_tags, foreign = eval(out.stdout.strip().splitlines()[-1])
+    assert clashes == [] and lost == [] and lost_tags == [] and foreign == 0
+
+
+@pytest.mark.parametrize('name', ALL_MODELS)
+def test_default_cfg_on_meta(name):
+    cfg = timm.models.get_pretrained_cfg(name)
+    assert cfg is not None, f'{name} has no default_cfgs entry'
+    assert cfg.interpolation == 'bilinear'
+    if cfg.hf_hub_id:
+        assert cfg.hf_hub_id == f'timm-tricks/{name}.{cfg.tag}'
+    for tag in timm.list_models(name, pretrained=True):
+        if tag.split('.')[0] == name:
+            tag_cfg = timm.models.get_pretrained_cfg(tag)
+            assert tag_cfg.license and tag_cfg.origin_url and tag_cfg.paper_ids, tag
+
+    model = timm.create_model(name, device='meta', dtype=torch.float32)
+    assert model.num_classes == cfg.num_classes and model.num_features > 0 and model.head_hidden_size > 0
+    assert model.in_chans == cfg.input_size[0]
+    state = model.state_dict()
+    assert f'{cfg.first_conv}.weight' in state and f'{cfg.classifier}.weight' in state
+    assert model.get_classifier() is model.get_submodule(model.get_classifier(name_only=True))
+
+    x = torch.empty((1, *cfg.input_size), device='meta')
+    feats = model.forward_features(x)
+    assert feats.shape[1] == model.num_features and tuple(feats.shape[2:]) == cfg.pool_size
+    assert model.forward_head(feats, pre_logits=True).shape == (1, model.head_hidden_size)
+    assert model(x).shape == (1, cfg.num_classes)
+
+    model.reset_classifier(0)
+    assert model(x).shape == (1, model.head_hidden_size)
+    model.reset_classifier(0, '')
+    out = model(x)
+    assert out.ndim == 4 and tuple(out.shape[2:]) == cfg.pool_size
+
+    model = model.to('meta', torch.float64).train(False)
+    model.reset_classifier(7)
+    fc = model.get_classifier()
+    assert fc.weight.dtype == torch.float64 and fc.weight.device.type == 'meta' and not fc.training
+
+    pooled = timm.create_model(name, device='meta', num_classes=0, global_pool='')(x)
+    assert pooled.ndim == 4
+
+
+@pytest.mark.parametrize('name', ALL_MODELS)
+def test_feature_info_on_meta(name):
+    with torch.device('meta'):  # as smp probes
+        model = timm.create_model(name, features_only=True)
+    assert model.feature_info.reduction() == [2, 4, 8, 16, 32]
+    h, w = 96, 80
+    feats = model(torch.empty(1, 3, h, w, device='meta'))
+    assert [f.shape[1] for f in feats] == model.feature_info.channels()
+    for f, r in zip(feats, model.feature_info.reduction()):
+        assert tuple(f.shape[2:]) == (math.ceil(h / r), math.ceil(w / r))
+
+    if _supports_output_stride(name):
+        for os_, expected in ((16, [2, 4, 8, 16, 16]), (8, [2, 4, 8, 8, 8])):
+            m = timm.create_model(name, features_only=True, output_stride=os_, device='meta')
+            assert m.feature_info.reduction() == expected
+            feats = m(torch.empty(1, 3, h, w, device='meta'))
+            assert [tuple(f.shape[2:]) for f in feats] == [(math.ceil(h / r), math.ceil(w / r)) for r in expected]
+    else:
+        with pytest.raises(ValueError, match='output_stride'):
+            timm.create_model(name, output_stride=8, device='meta')
+
+
+class MarkedBatchNorm2d(nn.BatchNorm2d):
+    """A norm layer we can recognise, to check that `norm_layer` reaches every norm."""
+
+
+@pytest.mark.parametrize('name', ALL_MODELS)
+def test_layer_kwargs_reach_every_layer(name):
+    model = timm.create_model(name, device='meta', norm_layer=MarkedBatchNorm2d, act_layer='silu')
+    kinds = {type(m) for m in model.modules()}
+    assert MarkedBatchNorm2d in kinds and nn.SiLU in kinds
+    assert nn.BatchNorm2d not in kinds and nn.ReLU not in kinds
+    with pytest.raises(TypeError):
+        timm.create_model(name, device='meta', not_a_kwarg=1)
+
+
+# ------------------------------------------------------------------------------------- representatives (CPU)
+
+SIZES = [(32, 32), (33, 47), (65, 31)]
+
+
+@pytest.mark.parametrize('name', REPRESENTATIVE_MODELS)
+def test_forward_every_size(name, eval_models):
+    model = eval_models(name)
+    with torch.no_grad():
+        for h, w in SIZES:
+            out = model(torch.randn(1, 3, h, w))
+            assert out.shape == (1, model.num_classes) and torch.isfinite(out).all(), (h, w)
+
+
+@pytest.mark.parametrize('name', REPRESENTATIVE_MODELS)
+def test_intermediates_checkpointing_and_pruning(name, eval_models):
+    model = eval_models(name)
+    x = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        ref = model.forward_features(x)
+        final, inter = model.forward_intermediates(x)
+        torch.testing.assert_close(final, ref, rtol=1e-5, atol=1e-6)
+        assert [t.shape[1] for t in inter] == [i['num_chs'] for i in model.feature_info]
+        assert [t.shape[2] for t in inter] == [math.ceil(64 / i['reduction']) for i in model.feature_info]
+        last_two = model.forward_intermediates(x, indices=2, intermediates_only=True)
+        torch.testing.assert_close(last_two[-1], inter[-1])
+        picked = model.forward_intermediates(x, indices=[0, -2], intermediates_only=True, stop_early=True)
+        torch.testing.assert_close(picked[1], inter[-2])
+
+        model.set_grad_checkpointing(True)
+        try:
+            torch.testing.assert_close(model.forward_features(x), ref, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(model.forward_intermediates(x)[0], ref, rtol=1e-4, atol=1e-5)
+        finally:
+            model.set_grad_checkpointing(False)
+
+    pruned = _randomize_bn(_create(name)).eval()
+    pruned.load_state_dict(model.state_dict())
+    kept = pruned.prune_intermediate_layers(indices=[1, 2])
+    assert kept == [1, 2]
+    with torch.no_grad():
+        feats = pruned.forward_intermediates(x, indices=kept, intermediates_only=True)
+        torch.testing.assert_close(feats[1], inter[2], rtol=1e-5, atol=1e-6)
+        assert pruned(x).shape[1] == model.feature_info[2]['num_chs']  # head pruned: pooled features
+
+
+@pytest.mark.parametrize('name', REPRESENTATIVE_MODELS)
+def test_backward_reaches_every_parameter(name):
+    model = _create(name, num_classes=42, drop_rate=0.1, drop_path_rate=0.1).train()
+    model(torch.randn(2, 3, 64, 64)).sum().backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None]
+    assert no_grad == []
+    assert all(p.grad.shape == p.shape for p in model.parameters())
+
+
+@pytest.mark.parametrize('name', REPRESENTATIVE_MODELS)
+def test_torchscript(name, eval_models):
+    model = eval_models(name)
+    with set_scriptable(True):
+        scripted = torch.jit.script(model)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('name', REPRESENTATIVE_MODELS)
+def test_fx(name, eval_models):
+    model = eval_models(name)
+    fx = _fx_model(model)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(fx(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def _fx_model(model):
+    """Trace as timm's FX tests do: torchvision's feature extractor on the final node, timm's no-trace lists."""
+    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+    tracer_kwargs = dict(leaf_modules=get_notrace_modules(), autowrap_functions=get_notrace_functions())
+    eval_nodes = get_graph_node_names(model, tracer_kwargs=tracer_kwargs)[1]
+    fx = create_feature_extractor(model, return_nodes=[eval_nodes[-1]], tracer_kwargs=tracer_kwargs)
+    return lambda x: next(iter(fx(x).values()))
+
+
+@pytest.mark.parametrize('name', REPRESENTATIVE_MODELS)
+def test_torch_compile(name, eval_models):
+    model = eval_models(name)
+    compiled = torch.compile(model, fullgraph=True, dynamic=True, backend='eager')
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('name', REPRESENTATIVE_MODELS)
+def test_features_only_forward(name, eval_models):
+    model = _create(name, features_only=True, out_indices=(1, 2, 3, 4)).eval()
+    model.load_state_dict({k: v for k, v in eval_models(name).state_dict().items()
+                           if k in model.state_dict()}, strict=False)
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        feats = model(x)
+    assert [f.shape[1] for f in feats] == model.feature_info.channels()
+    for f, r in zip(feats, model.feature_info.reduction()):
+        assert f.shape[2] <= math.ceil(96 / r) + 1
+    # detection users freeze BN: same function in eval, no BatchNorm2d left
+    frozen = freeze_batch_norm_2d(model)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in frozen.modules())
+    with torch.no_grad():
+        torch.testing.assert_close(frozen(x), feats, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize('name', REPRESENTATIVE_MODELS)
+@pytest.mark.parametrize('in_chans', [1, 4])
+def test_pretrained_first_conv_adapts_to_in_chans(name, in_chans, eval_models):
+    """Loading RGB weights into a 1- or 4-channel model goes through timm's `adapt_input_conv`."""
+    source = eval_models(name)
+    state = source.state_dict()
+    first_conv = source.pretrained_cfg['first_conv'] + '.weight'
+    model = timm.create_model(
+        name, pretrained=True, in_chans=in_chans, num_classes=5,
+        pretrained_cfg_overlay=dict(state_dict=state, hf_hub_id=None))
+    assert model.in_chans == in_chans
+    w = model.state_dict()[first_conv]
+    rgb = state[first_conv]
+    if in_chans == 1:
+        torch.testing.assert_close(w[:, 0], rgb.sum(dim=1))
+    else:
+        torch.testing.assert_close(w[:, :3], rgb * 3 / 4)
+        torch.testing.assert_close(w[:, 3], rgb[:, 0] * 3 / 4)
+    other = [k for k in state if k != first_conv and not k.startswith(source.pretrained_cfg['classifier'] + '.')]
+    assert all(torch.equal(model.state_dict()[k], state[k]) for k in other)
+    assert model.eval()(torch.randn(1, in_chans, 32, 32)).shape == (1, 5)
