@@ -14,6 +14,11 @@ _OUR_MODULE_PREFIX = 'timm_tricks.models.'
 # They stay timm's: we never re-register them. Maps name -> family.
 REFERENCE_MODELS: Dict[str, str] = {}
 
+# Reported ImageNet-1k top-1 of those reference models, filled by the family module that lists them: keyed
+# `arch.tag` (timm's weights) or bare `arch` (the paper's figure for the architecture). Not our checkpoints,
+# so kept apart from the weights manifest; `timm_tricks.weights.reported_top1` falls back to it.
+REFERENCE_TOP1: Dict[str, float] = {}
+
 
 def is_ours(name: str) -> bool:
     """True if `name` (an architecture, optionally `arch.tag`) was registered by timm_tricks."""
@@ -60,7 +65,7 @@ def pretrained_tags(arch: str) -> List[str]:
 
 
 def unknown_model_message(name: str) -> str:
-    candidates = list_models(include_reference=True) + timm.list_models()
+    candidates = sorted(set(timm.list_models()))  # ours included, since they are registered
     close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.6)
     hint = f" Did you mean: {', '.join(close)}?" if close else ''
     return f"Unknown model '{name}'.{hint} `timm-tricks list` shows ours."

@@ -49,10 +49,10 @@ def check_state_dict(state_dict: StateDict, model: nn.Module) -> None:
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict and not k.startswith(exempt)]
     unexpected = [k for k in state_dict if k not in expected and not k.startswith(exempt)]
-    shapes = [
-        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(expected[k].shape)}'
-        for k, v in state_dict.items()
-        if k in expected and not k.startswith(exempt) and tuple(v.shape) != tuple(expected[k].shape)
+    shapes = [  # in the model's order, so the first one listed is the first layer that differs
+        f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}'
+        for k, v in expected.items()
+        if k in state_dict and not k.startswith(exempt) and tuple(state_dict[k].shape) != tuple(v.shape)
     ]
     if missing or unexpected or shapes:
         problems = []

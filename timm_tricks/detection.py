@@ -1,0 +1,49 @@
+"""torchvision detection on any timm_tricks (or timm) backbone: features_only + FeaturePyramidNetwork.
+
+torchvision's own `BackboneWithFPN` relies on `IntermediateLayerGetter`, which does not fit timm models; this
+is the recipe of clients.md §3 as a module, with the `out_channels` attribute torchvision's detectors read.
+"""
+from collections import OrderedDict
+from typing import Dict, Optional, Sequence
+
+import torch
+from torch import nn
+from torchvision.ops import FeaturePyramidNetwork
+from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxPool, LastLevelP6P7
+
+import timm
+
+
+class TimmBackboneWithFPN(nn.Module):
+    """Multi-scale features of a timm model through an FPN, keyed '0', '1', ... (+ the extra levels)."""
+
+    def __init__(
+            self,
+            model_name: str,
+            out_indices: Sequence[int] = (1, 2, 3, 4),
+            fpn_channels: int = 256,
+            extra_blocks: Optional[ExtraFPNBlock] = None,
+            pretrained: bool = False,
+            **model_kwargs,
+    ):
+        super().__init__()
+        self.body = timm.create_model(
+            model_name, features_only=True, out_indices=tuple(out_indices), pretrained=pretrained, **model_kwargs)
+        self.fpn = FeaturePyramidNetwork(
+            self.body.feature_info.channels(), fpn_channels,
+            extra_blocks=extra_blocks if extra_blocks is not None else LastLevelMaxPool())
+        self.out_channels = fpn_channels
+
+    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(self.body(x))))
+
+
+def faster_rcnn_backbone(model_name: str, pretrained: bool = False, **model_kwargs) -> TimmBackboneWithFPN:
+    """Strides 4-32 plus a max-pooled level: the 5 levels Faster/Mask R-CNN's default anchors expect."""
+    return TimmBackboneWithFPN(model_name, (1, 2, 3, 4), pretrained=pretrained, **model_kwargs)
+
+
+def retinanet_backbone(model_name: str, pretrained: bool = False, **model_kwargs) -> TimmBackboneWithFPN:
+    """Strides 8-32 plus P6/P7 computed from P5: the 5 levels RetinaNet's default anchors expect."""
+    return TimmBackboneWithFPN(
+        model_name, (2, 3, 4), extra_blocks=LastLevelP6P7(256, 256), pretrained=pretrained, **model_kwargs)
