@@ -8,7 +8,7 @@ import json
 import math
 import subprocess
 import sys
-import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,6 +23,7 @@ from timm.models.ghostnet import GhostModule as TimmGhostModule
 import timm_tricks
 from timm_tricks import CheckpointMismatchError, NoPretrainedWeightsError
 from timm_tricks.layers import GhostModule, ghost_chs
+from timm_tricks.profile import count_flops
 from timm_tricks.models.ghost_resnet import GhostResNetBottleneck
 from timm_tricks.weights import load_manifest, reported_top1
 
@@ -204,25 +205,6 @@ def test_every_parameter_is_used_in_forward():
     assert dead == []
 
 
-def _count_macs(model):
-    """fvcore at 1x3x224x224, eval, batch 1: `timm_tricks.profile.count_flops` where it exists, else fvcore."""
-    try:
-        from timm_tricks.profile import count_flops
-    except ImportError:
-        count_flops = None
-    if count_flops is not None:
-        r = count_flops(model)
-        return r.total, r.conv_linear, set(r.unsupported_ops)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        from fvcore.nn import FlopCountAnalysis
-        with torch.no_grad():
-            fca = FlopCountAnalysis(model.eval(), torch.randn(1, 3, 224, 224))
-            fca.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings('none')
-            by_op = fca.by_operator()
-            return fca.total(), by_op.get('conv', 0) + by_op.get('linear', 0), set(fca.unsupported_ops())
-
-
 def _analytic_conv_linear_macs(ratio, size=224, dw=3):
     """Conv + linear MACs of the spec's topology at `size`, from first principles (k//2 padding: ceil(n/stride))."""
     def out(n, stride):
@@ -249,14 +231,15 @@ def _analytic_conv_linear_macs(ratio, size=224, dw=3):
 
 @pytest.mark.parametrize('name', OURS)
 def test_macs_against_paper_and_spec(name):
-    model = timm.create_model(name)
-    total, conv_linear, unsupported = _count_macs(model)
+    counted = count_flops(timm.create_model(name))  # fvcore, 1x3x224x224, eval, batch 1
+    total, conv_linear = counted.total, counted.conv_linear
     paper_macs = PAPER[name][1]
     assert abs(total / paper_macs - 1) < 0.03, (total, paper_macs)
     assert abs(conv_linear / paper_macs - 1) < 0.03
     assert abs(total / SPEC_FIGURES[name].fvcore_total - 1) < 0.015
     assert conv_linear == SPEC_FIGURES[name].conv_linear == _analytic_conv_linear_macs(RATIO[name])
-    assert unsupported <= {'aten::max_pool2d', 'aten::add', 'aten::add_'}
+    assert set(counted.unsupported_ops) <= {'aten::max_pool2d', 'aten::add', 'aten::add_'}
+    assert counted.uncalled_modules == ()  # no dead modules
 
 
 # --------------------------------------------------------------------------------------- model behaviour
@@ -454,7 +437,8 @@ print(json.dumps(dict(
     hub_ids={t: timm.models.get_pretrained_cfg(t).hf_hub_id for t in ("ghostnet_100.in1k", "ghostnetv2_100.in1k")},
 )))
 ''' % (TIMM_GHOSTNETS,)
-    out = subprocess.run([sys.executable, '-W', 'ignore', '-c', code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, '-W', 'ignore', '-c', code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert set(r['before']) <= set(r['after']) and set(r['tags']) <= set(r['tags_after'])
     assert set(r['ours']).isdisjoint(r['before'])

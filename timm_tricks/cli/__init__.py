@@ -5,8 +5,10 @@ from typing import List, Optional
 
 from ..errors import TricksError
 from . import models as models_commands
+from . import profile as profile_commands
+from . import weights as weights_commands
 
-COMMAND_GROUPS = (models_commands,)
+COMMAND_GROUPS = (models_commands, profile_commands, weights_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,2 +1,8 @@
 """Model families; importing a family module registers its models with timm."""
 from . import pyconv_resnet
+from . import ghost_resnet
+from . import blurpool_resnet
+from . import spconv_resnet
+from . import csp_densenet
+from . import dcn_resnet
+from . import oct_resnet

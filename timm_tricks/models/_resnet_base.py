@@ -69,7 +69,107 @@ def make_stage_plan(
     return plan
 
 
-class TricksResNet(nn.Module):
+class ResNetContractMixin:
+    """The parts of the timm contract that every ResNet-like model here shares (TricksResNet, OctResNet).
+
+    Expects the torchvision / timm ResNet attributes: a stem `conv1`, `bn1`, `act1`, `maxpool`, stages
+    `layer1..4` (STAGE_NAMES), a head `global_pool` + `fc` built by `create_classifier`, and `num_features`,
+    `feature_info`, `drop_rate`, `grad_checkpointing`. A subclass implements `forward_features` and
+    `forward_intermediates`, and `_empty_stage()` if its stages are not plain `nn.Sequential`s.
+    """
+
+    def _init_stem(
+            self,
+            in_chans: int,
+            stem_width: int,
+            act_layer: Type[nn.Module],
+            norm_layer: Type[nn.Module],
+            stem_pool: Optional[StemPoolFactory],
+            device=None,
+            dtype=None,
+    ) -> None:
+        """torchvision's stem: 7x7 stride-2 conv, norm, activation, then the stem pool (if any)."""
+        dd = dict(device=device, dtype=dtype)
+        self.conv1 = nn.Conv2d(in_chans, stem_width, 7, stride=2, padding=3, bias=False, **dd)
+        self.bn1 = norm_layer(stem_width, **dd)
+        self.act1 = create_act_layer(act_layer, inplace=True)
+        self.maxpool = stem_pool(stem_width, **dd) if stem_pool is not None else nn.Identity()
+
+    def _init_head(self, num_features: int, num_classes: int, global_pool: str, device=None, dtype=None) -> None:
+        self.num_features = self.head_hidden_size = num_features
+        self.global_pool, self.fc = create_classifier(
+            self.num_features, num_classes, pool_type=global_pool, device=device, dtype=dtype)
+        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
+
+    @torch.jit.ignore
+    def init_weights(self, zero_init_last: bool = True) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+        if zero_init_last:
+            for m in self.modules():
+                if hasattr(m, 'zero_init_last'):
+                    m.zero_init_last()
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> Dict[str, str]:
+        return dict(stem=r'^conv1|^bn1|^maxpool', blocks=r'^layer(\d+)' if coarse else r'^layer(\d+)\.(\d+)')
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self, name_only: bool = False) -> Union[str, nn.Module]:
+        return 'fc' if name_only else self.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        dd = get_device_dtype(self)
+        self.num_classes = num_classes
+        if global_pool is None:
+            global_pool = self.global_pool.pool_type
+        self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool, **dd)
+        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
+        self.global_pool.train(self.training)
+        self.fc.train(self.training)
+
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act1(self.bn1(self.conv1(x)))
+
+    def _empty_stage(self) -> nn.Module:
+        """What a pruned stage becomes: empty, not Identity, so checkpoint_seq can iterate it."""
+        return nn.Sequential()
+
+    def prune_intermediate_layers(
+            self,
+            indices: Union[int, List[int]] = 1,
+            prune_norm: bool = False,
+            prune_head: bool = True,
+    ) -> List[int]:
+        """Drop the stages after the last index in `indices`; return the kept indices."""
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        for name in STAGE_NAMES[max_index:]:
+            setattr(self, name, self._empty_stage())
+        if max_index == 0:
+            self.maxpool = nn.Identity()
+        if max_index < len(STAGE_NAMES):
+            # the head is sized for the last stage, so it goes with it
+            self.num_features = self.head_hidden_size = self.feature_info[max_index]['num_chs']
+        if prune_head or max_index < len(STAGE_NAMES):
+            self.reset_classifier(0, '')
+        return take_indices
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.global_pool(x)
+        if self.drop_rate:
+            x = F.dropout(x, p=float(self.drop_rate), training=self.training)
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+class TricksResNet(ResNetContractMixin, nn.Module):
     """ResNet skeleton shared by the PyConv, SPConv, BlurPool, DCNv2 and Ghost families."""
 
     def __init__(
@@ -119,10 +219,7 @@ class TricksResNet(nn.Module):
         self.drop_rate = drop_rate
         self.grad_checkpointing = False
 
-        self.conv1 = nn.Conv2d(in_chans, stem_width, 7, stride=2, padding=3, bias=False, **dd)
-        self.bn1 = norm_layer(stem_width, **dd)
-        self.act1 = create_act_layer(act_layer, inplace=True)
-        self.maxpool = stem_pool(stem_width, **dd) if stem_pool is not None else nn.Identity()
+        self._init_stem(in_chans, stem_width, act_layer, norm_layer, stem_pool, **dd)
         self.feature_info = [dict(num_chs=stem_width, reduction=2, module='act1')]
 
         plan = make_stage_plan(stage_strides, output_stride, stem_stride=4 if stem_pool is not None else 2)
@@ -160,45 +257,8 @@ class TricksResNet(nn.Module):
             self.feature_info.append(dict(num_chs=out_chs, reduction=reduction, module=name))
             prev_dilation = dilation
 
-        self.num_features = self.head_hidden_size = in_chs
-        self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool, **dd)
-        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
+        self._init_head(in_chs, num_classes, global_pool, **dd)
         self.init_weights(zero_init_last=zero_init_last)
-
-    @torch.jit.ignore
-    def init_weights(self, zero_init_last: bool = True) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
-        if zero_init_last:
-            for m in self.modules():
-                if hasattr(m, 'zero_init_last'):
-                    m.zero_init_last()
-
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> Dict[str, str]:
-        return dict(stem=r'^conv1|^bn1|^maxpool', blocks=r'^layer(\d+)' if coarse else r'^layer(\d+)\.(\d+)')
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self, name_only: bool = False) -> Union[str, nn.Module]:
-        return 'fc' if name_only else self.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        dd = get_device_dtype(self)
-        self.num_classes = num_classes
-        if global_pool is None:
-            global_pool = self.global_pool.pool_type
-        self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool, **dd)
-        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
-        self.global_pool.train(self.training)
-        self.fc.train(self.training)
-
-    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act1(self.bn1(self.conv1(x)))
 
     def forward_intermediates(
             self,
@@ -235,25 +295,6 @@ class TricksResNet(nn.Module):
             return intermediates
         return x, intermediates
 
-    def prune_intermediate_layers(
-            self,
-            indices: Union[int, List[int]] = 1,
-            prune_norm: bool = False,
-            prune_head: bool = True,
-    ) -> List[int]:
-        """Drop the stages after the last index in `indices`; return the kept indices."""
-        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
-        for name in STAGE_NAMES[max_index:]:
-            setattr(self, name, nn.Sequential())  # empty, not Identity, so checkpoint_seq can iterate it
-        if max_index == 0:
-            self.maxpool = nn.Identity()
-        if max_index < len(STAGE_NAMES):
-            # the head is sized for the last stage, so it goes with it
-            self.num_features = self.head_hidden_size = self.feature_info[max_index]['num_chs']
-        if prune_head or max_index < len(STAGE_NAMES):
-            self.reset_classifier(0, '')
-        return take_indices
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.forward_stem(x))
         if self.grad_checkpointing and not torch.jit.is_scripting():
@@ -264,12 +305,3 @@ class TricksResNet(nn.Module):
             x = self.layer3(x)
             x = self.layer4(x)
         return x
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.global_pool(x)
-        if self.drop_rate:
-            x = F.dropout(x, p=float(self.drop_rate), training=self.training)
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))

@@ -2,13 +2,16 @@
 import warnings
 
 with warnings.catch_warnings():
-    # `import fvcore.nn` scripts its focal losses; torch >= 2.10 answers with FutureWarnings about torch.jit.script.
+    # `import fvcore.nn` scripts its focal losses; torch 2.14 answers with FutureWarnings about torch.jit.script.
     warnings.simplefilter('ignore', FutureWarning)
     from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis, flop_count_table
     from fvcore.nn.jit_analysis import JitModelAnalysis
-    from fvcore.nn.jit_handles import get_shape
+    from fvcore.nn.jit_handles import generic_activation_jit, get_shape
 
-__all__ = ['ActivationCountAnalysis', 'FlopCountAnalysis', 'flop_count_table', 'get_shape', 'silence']
+__all__ = [
+    'ActivationCountAnalysis', 'FlopCountAnalysis', 'flop_count_table', 'generic_activation_jit', 'get_shape',
+    'silence',
+]
 
 
 def silence(analysis: JitModelAnalysis) -> JitModelAnalysis:

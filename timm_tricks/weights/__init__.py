@@ -12,6 +12,7 @@ from typing import Any, Dict, Optional
 import timm
 
 from ..errors import UnknownModelError
+from .._registry import REFERENCE_TOP1
 
 
 @lru_cache(maxsize=None)
@@ -27,8 +28,13 @@ def manifest_entry(name: str) -> Dict[str, Any]:
         raise UnknownModelError(f"No published checkpoint '{name}' in the weights manifest.") from None
 
 
-def released_cfg(name: str, **cfg: Any) -> Dict[str, Any]:
-    """`cfg` plus the weight source and provenance fields of the manifest entry `name` (`arch.tag`)."""
+def released_cfg(name: str, set_url: bool = False, **cfg: Any) -> Dict[str, Any]:
+    """`cfg` plus the weight source and provenance fields of the manifest entry `name` (`arch.tag`).
+
+    `set_url=True` also sets the cfg's `url` to the entry's `download_url` (the authors' direct download). timm
+    still loads from `hf_hub_id` first; the `url` is used only without huggingface_hub, with
+    `TIMM_USE_OLD_CACHE=1` and the file already in torch.hub's cache, or with `hf_hub_id` overlaid to None.
+    """
     entry = manifest_entry(name)
     ev = entry['eval']
     notes = [f"Reported ImageNet-1k top-1 {entry['top1']} at {ev['img_size']} (crop {ev['crop_pct']})."]
@@ -42,6 +48,10 @@ def released_cfg(name: str, **cfg: Any) -> Dict[str, Any]:
         paper_name=entry['paper_name'],
         notes=tuple(notes),
     )
+    if set_url:
+        if not entry.get('download_url'):
+            raise ValueError(f"'{name}' has no download_url in the weights manifest")
+        out['url'] = entry['download_url']
     if 'recipe' in entry:
         out['description'] = entry['recipe']
     if entry.get('test_top1'):
@@ -51,11 +61,20 @@ def released_cfg(name: str, **cfg: Any) -> Dict[str, Any]:
 
 
 def reported_top1(name: str) -> Optional[float]:
-    """Reported top-1 of `arch.tag`, or of a bare arch's default tag; None where nothing was reported."""
-    if '.' not in name:
-        cfg = timm.models.get_pretrained_cfg(name)
+    """Reported top-1 of `arch.tag`, or of a bare arch's default tag; None where nothing was reported.
+
+    Our checkpoints come from the manifest. timm's reference models (`REFERENCE_TOP1`, not ours) are looked up
+    as `arch.tag`, and a bare reference arch without a reported default tag gives the paper's architecture figure.
+    """
+    arch = name if '.' not in name else None
+    if arch is not None:
+        cfg = timm.models.get_pretrained_cfg(arch)
         if cfg is None or not cfg.tag:
-            return None
-        name = f'{name}.{cfg.tag}'
+            return REFERENCE_TOP1.get(arch)
+        name = f'{arch}.{cfg.tag}'
     entry = load_manifest().get(name)
-    return entry['top1'] if entry else None
+    if entry:
+        return entry['top1']
+    if name in REFERENCE_TOP1:
+        return REFERENCE_TOP1[name]
+    return REFERENCE_TOP1.get(arch) if arch is not None else None

@@ -1,0 +1,155 @@
+"""CPU latency of SPConv-ResNet-50: un-fused vs re-parameterised (each merge mode) vs timm's resnet50.
+
+Side by side in one process: every repetition runs each model once, in a rotating order (A, B, C, ... then
+B, C, ..., A), after warm-up, under `torch.inference_mode()`; the medians and their ratios go to
+`results/spconv_cpu.md` (or `--out`).
+
+    python benchmarks/spconv_cpu.py                       # batch 1 and 8 at 224, ~3-5 minutes on 2 cores
+    python benchmarks/spconv_cpu.py --reps 5 --batch 1    # quicker look
+"""
+import argparse
+import platform
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import sys
+
+import torch
+import timm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+import timm_tricks  # noqa: F401,E402  (registers the models)
+
+
+def _cpu_name() -> str:
+    try:
+        out = subprocess.run(['lscpu'], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            if line.startswith('Model name:'):
+                return line.split(':', 1)[1].strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return platform.processor() or 'unknown'
+
+
+def _randomize_bn(model: torch.nn.Module) -> torch.nn.Module:
+    """Trained-like BN statistics, so the folded and the un-fused nets compute the same non-trivial function."""
+    g = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    return model
+
+
+def build_models(arch: str, merges):
+    torch.manual_seed(0)
+    base = _randomize_bn(timm.create_model(arch, zero_init_last=False)).eval()
+    models = {f'{arch}': base}
+    for merge in merges:
+        fused = _randomize_bn(timm.create_model(arch, zero_init_last=False)).eval()
+        fused.load_state_dict(base.state_dict())
+        models[f'{arch} fused[{merge}]'] = fused.reparameterize(merge=merge)
+    return models
+
+
+def bench(models, batch: int, size: int, warmup: int, reps: int):
+    x = torch.randn(batch, 3, size, size)
+    names = list(models)
+    wall = {n: [] for n in names}
+    cpu = {n: [] for n in names}
+    with torch.inference_mode():
+        refs = {}
+        for n in names:  # warm-up, and check that the fused nets compute the same function as the un-fused one
+            for _ in range(warmup):
+                out = models[n](x)
+            arch = n.split(' ')[0]
+            if arch not in refs:
+                refs[arch] = out
+            else:
+                err = (out - refs[arch]).abs().max().item() / refs[arch].abs().max().item()
+                assert err < 1e-4, f'{n} differs from the un-fused {arch}: relative error {err}'
+        for i in range(reps):
+            order = names[i % len(names):] + names[:i % len(names)]
+            for n in order:
+                c0, t0 = time.process_time(), time.perf_counter()
+                models[n](x)
+                wall[n].append(time.perf_counter() - t0)
+                cpu[n].append(time.process_time() - c0)
+    med = lambda d: {n: statistics.median(t) * 1e3 for n, t in d.items()}  # noqa: E731
+    return med(wall), med(cpu)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--batch', type=int, nargs='+', default=[1, 8])
+    parser.add_argument('--size', type=int, default=224)
+    parser.add_argument('--reps', type=int, default=15)
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--threads', type=int, default=None, help='torch threads (default: torch default)')
+    parser.add_argument('--arch', nargs='+', default=['spconv_resnet50'],
+                        help='SPConv models to compare (e.g. spconv_resnet50 spconv_resnet50_a4)')
+    parser.add_argument('--merge', nargs='+', default=['none', 'pointwise', 'kxk'])
+    parser.add_argument('--out', default=str(Path(__file__).resolve().parents[1] / 'results' / 'spconv_cpu.md'))
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    models = {'resnet50 (timm)': timm.create_model('resnet50').eval()}
+    for arch in args.arch:
+        models.update(build_models(arch, args.merge))
+    load_before = ' / '.join(f'{v:.1f}' for v in __import__('os').getloadavg())
+
+    results = {}
+    for batch in args.batch:
+        results[batch] = bench(models, batch, args.size, args.warmup, args.reps)
+        print(f'batch {batch}: ' + ', '.join(
+            f'{n} {w:.1f} ms ({c:.1f} ms CPU)' for (n, w), c in zip(results[batch][0].items(),
+                                                                   results[batch][1].values())), flush=True)
+    load_after = ' / '.join(f'{v:.1f}' for v in __import__('os').getloadavg())
+
+    lines = [
+        '# SPConv-ResNet CPU latency',
+        '',
+        f'Command: `python benchmarks/spconv_cpu.py {" ".join(__import__("sys").argv[1:])}`'.rstrip() + '  ',
+        f'CPU: {_cpu_name()}, {__import__("os").cpu_count()} logical cores, torch {torch.__version__}, '
+        f'timm {timm.__version__}, {torch.get_num_threads()} threads, input {args.size}x{args.size}, '
+        f'median of {args.reps} interleaved repetitions after {args.warmup} warm-up runs, `torch.inference_mode()`, '
+        'fp32, NCHW.  ',
+        f'Load average (1/5/15 min) before: {load_before}, after: {load_after}. The machine was shared with other '
+        'jobs while this ran, so absolute times are inflated and noisy; the ratios compare models measured side '
+        'by side in the same repetitions.',
+        '',
+    ]
+    for batch, (wall, cpu) in results.items():
+        lines += [f'## Batch {batch}', '',
+                  '| model | wall ms | vs timm resnet50 | vs un-fused | CPU ms | vs timm resnet50 | vs un-fused |',
+                  '|---|---|---|---|---|---|---|']
+        for n in wall:
+            row = [n]
+            for res in (wall, cpu):
+                arch = n.split(' ')[0]
+                unfused = f'{res[n] / res[arch]:.3f}' if arch in res and n != arch else '–'
+                row += [f'{res[n]:.1f}', f"{res[n] / res['resnet50 (timm)']:.3f}", unfused]
+            lines.append('| ' + ' | '.join(row) + ' |')
+        lines.append('')
+    lines += [
+        '"CPU ms" is the process CPU time of the forward (`time.process_time`): on a shared machine it is less',
+        'disturbed by other jobs than wall time (with 1 thread it is the forward\'s own compute time).',
+        'Ratios are time / time of the reference column (< 1 = faster). `fused[m]` = `model.reparameterize(merge=m)`:',
+        "every BatchNorm folded (the block BN after each SPConv through the fusion's sigmoid), with `none`: the three",
+        'SPConv convs kept apart, `pointwise`: pwc and the redundant 1x1 as one 1x1 over the whole input (a 2-group',
+        'conv at alpha 1/2, dense with zero blocks otherwise), `kxk`: pwc folded into a dense 3x3 with gwc (stride-1',
+        'layers).',
+        '',
+    ]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text('\n'.join(lines))
+    print(f'wrote {args.out}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,230 @@
+"""ResNet with modulated deformable convolution (DCNv2) in c3-c5 (Zhu et al., CVPR 2019, arXiv:1811.11168).
+
+Topology as mmdetection's DCNv2 configs (`dcn=dict(type='DCNv2', deform_groups=1, fallback_on_stride=False),
+stage_with_dcn=(False, True, True, True)`): a torchvision ResNet (7x7 stem + max-pool, stride on the 3x3,
+projection shortcut) whose 3x3 `conv2` in every block of layer2-layer4 is a `ModulatedDeformConv2d` with the same
+channels, stride, padding and dilation (13 layers in R-50, 30 in R-101). Module names are mmdet's / torchvision's,
+so mmdetection backbones load by stripping `backbone.` and torchvision ResNets load unchanged (plus conversion).
+
+Family keywords: `dcn_stages` (which of layer1..layer4 get deformable 3x3 convs, default (2, 3, 4) = c3-c5) and
+`deform_groups` (default 1; must divide the 3x3 width of every deformable stage, 128/256/512).
+
+`output_stride` 16/8 follows timm / torchvision ResNet: the last stage(s) lose their stride and dilate their 3x3
+convs (the first block of a dilated stage keeps the previous dilation); the deformable conv and its offset predictor
+share that stride / padding / dilation, so offsets always match the output size at every input size.
+
+Pretrained weights (see docs/dcn_resnet.md):
+* `.tv_in1k`: no DCNv2 ImageNet classifier exists. These tags load torchvision's plain ImageNet ResNet from timm's
+  Hub repos (`timm/resnet50.tv_in1k`, `timm/resnet101.tv_in1k`), as mmdetection initialises its DCN detectors,
+  but converted so that the loaded model computes exactly the plain ResNet's function: offset predictor zero
+  (offsets 0, mask sigmoid(0) = 0.5) and the deformable layers' weights doubled to cancel the mask's 0.5.
+  mmdetection instead loads the weights unchanged, which halves every deformable layer at init.
+* `.coco_frcnn`, `.coco_frcnn_dg4`, `.coco_mrcnn`: the backbones of mmdetection's COCO DCNv2 detectors
+  (feature backbones, no classifier: `num_classes=0`). `.coco_frcnn_dg4` builds the model with `deform_groups=4`.
+"""
+import re
+from typing import Any, Dict, Optional, Sequence, Tuple, Type
+
+import torch
+from torch import nn
+
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import create_act_layer
+from timm.models import generate_default_cfgs, register_model
+
+from ..errors import CheckpointMismatchError
+from ..layers import ModulatedDeformConv2d
+from ..weights import manifest_entry, released_cfg
+from ._builder import build_tricks_model
+from ._checkpoint import filter_checkpoint, strip_prefixes, unwrap_state_dict
+from ._resnet_base import STAGE_NAMES, TricksResNet
+
+__all__ = ['DCNResNet', 'DCNBottleneck', 'checkpoint_filter_fn']
+
+DEFAULT_DCN_STAGES = (2, 3, 4)  # layer2-layer4 = c3-c5
+
+
+class DCNBottleneck(nn.Module):
+    """torchvision Bottleneck (1x1 -> strided 3x3 -> 1x1 x4); the 3x3 is a DCNv2 conv where `use_dcn`."""
+    expansion = 4
+
+    def __init__(
+            self,
+            in_chs: int,
+            planes: int,
+            stride: int = 1,
+            dilation: int = 1,
+            first_dilation: Optional[int] = None,
+            downsample: Optional[nn.Module] = None,
+            act_layer: Type[nn.Module] = nn.ReLU,
+            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
+            drop_path: Optional[nn.Module] = None,
+            use_dcn: bool = False,
+            deform_groups: int = 1,
+            device=None,
+            dtype=None,
+    ):
+        super().__init__()
+        dd = dict(device=device, dtype=dtype)
+        first_dilation = first_dilation or dilation
+        out_chs = planes * self.expansion
+        self.conv1 = nn.Conv2d(in_chs, planes, 1, bias=False, **dd)
+        self.bn1 = norm_layer(planes, **dd)
+        self.act1 = create_act_layer(act_layer, inplace=True)
+        if use_dcn:
+            self.conv2 = ModulatedDeformConv2d(
+                planes, planes, 3, stride=stride, padding=first_dilation, dilation=first_dilation,
+                deform_groups=deform_groups, **dd)
+        else:
+            self.conv2 = nn.Conv2d(
+                planes, planes, 3, stride=stride, padding=first_dilation, dilation=first_dilation, bias=False, **dd)
+        self.bn2 = norm_layer(planes, **dd)
+        self.act2 = create_act_layer(act_layer, inplace=True)
+        self.conv3 = nn.Conv2d(planes, out_chs, 1, bias=False, **dd)
+        self.bn3 = norm_layer(out_chs, **dd)
+        self.downsample = downsample
+        self.drop_path = drop_path if drop_path is not None else nn.Identity()
+        self.act3 = create_act_layer(act_layer, inplace=True)
+
+    def zero_init_last(self) -> None:
+        if getattr(self.bn3, 'weight', None) is not None:
+            nn.init.zeros_(self.bn3.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        x = self.act1(self.bn1(self.conv1(x)))
+        x = self.act2(self.bn2(self.conv2(x)))
+        x = self.bn3(self.conv3(x))
+        return self.act3(self.drop_path(x) + shortcut)
+
+
+class DCNResNet(TricksResNet):
+    """`TricksResNet` whose deformable layers keep the paper's zero-initialised offset / mask predictor.
+
+    The skeleton initialises every `nn.Conv2d` (He, fan-out), which would include `conv_offset`; this re-zeroes it.
+    """
+
+    @torch.jit.ignore
+    def init_weights(self, zero_init_last: bool = True) -> None:
+        super().init_weights(zero_init_last=zero_init_last)
+        for m in self.modules():
+            if isinstance(m, ModulatedDeformConv2d):
+                m.reset_offset()
+
+
+def _dcn_layers(model: nn.Module) -> Dict[str, ModulatedDeformConv2d]:
+    return {name: m for name, m in model.named_modules() if isinstance(m, ModulatedDeformConv2d)}
+
+
+_MMDET_V1_OFFSET = re.compile(r'^(layer\d+\.\d+)\.conv2_offset\.')
+
+
+def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[str, torch.Tensor]:
+    """Load three layouts, told apart by their keys:
+
+    * mmdetection detector checkpoint (`{'meta', 'state_dict': {'backbone.…', 'neck.…', …}}`): keep the backbone,
+      strip `backbone.`; old mmdet v1 names `layerL.B.conv2_offset.*` become `layerL.B.conv2.conv_offset.*`.
+    * ours (bare or `module.`-prefixed, with `conv2.conv_offset.*` keys): as is.
+    * a plain torchvision / timm ResNet (no `conv_offset` keys for any deformable layer): converted so that the
+      model computes the plain ResNet's function: `conv_offset` zero (offsets 0, mask sigmoid(0) = 0.5) and each
+      deformable layer's weight doubled, which cancels the mask's 0.5 exactly (a power of two).
+    """
+    sd = strip_prefixes(unwrap_state_dict(state_dict), ('module.',))
+    if any(k.startswith('backbone.') for k in sd):
+        sd = {k[len('backbone.'):]: v for k, v in sd.items() if k.startswith('backbone.')}
+    sd = {_MMDET_V1_OFFSET.sub(r'\1.conv2.conv_offset.', k): v for k, v in sd.items()}
+
+    dcn = _dcn_layers(model)
+    with_offsets = [n for n in dcn if f'{n}.conv_offset.weight' in sd]
+    if dcn and not with_offsets and all(f'{n}.weight' in sd for n in dcn):
+        sd = dict(sd)
+        for name, layer in dcn.items():
+            sd[f'{name}.weight'] = 2. * sd[f'{name}.weight'].float()
+            sd[f'{name}.conv_offset.weight'] = torch.zeros(layer.conv_offset.weight.shape)
+            sd[f'{name}.conv_offset.bias'] = torch.zeros(layer.conv_offset.bias.shape)
+    for name in with_offsets:
+        have = sd[f'{name}.conv_offset.weight'].shape[0]
+        want = dcn[name].conv_offset.weight.shape[0]
+        taps = dcn[name].kernel_size[0] * dcn[name].kernel_size[1]
+        if have != want and have % (3 * taps) == 0:
+            raise CheckpointMismatchError(
+                f'{name}.conv_offset.weight: checkpoint {tuple(sd[f"{name}.conv_offset.weight"].shape)} vs model '
+                f'{tuple(dcn[name].conv_offset.weight.shape)}: the checkpoint was trained with '
+                f'deform_groups={have // (3 * taps)}, the model has deform_groups={dcn[name].deform_groups}. '
+                f'Create the model with deform_groups={have // (3 * taps)}.')
+    return filter_checkpoint(sd, model, prefixes=())
+
+
+# model kwargs a tag implies (its checkpoint's architecture); explicit kwargs win
+TAG_MODEL_ARGS: Dict[str, Dict[str, Any]] = {
+    'dcnv2_resnet50.coco_frcnn_dg4': dict(deform_groups=4),
+}
+
+
+def _tag_of(pretrained_cfg: Any) -> Optional[str]:
+    if isinstance(pretrained_cfg, str):
+        return pretrained_cfg
+    if isinstance(pretrained_cfg, dict):
+        return pretrained_cfg.get('tag')
+    return getattr(pretrained_cfg, 'tag', None)
+
+
+def _create_dcn_resnet(
+        variant: str,
+        layers: Sequence[int],
+        pretrained: bool = False,
+        dcn_stages: Sequence[int] = DEFAULT_DCN_STAGES,
+        deform_groups: Optional[int] = None,
+        **kwargs,
+) -> DCNResNet:
+    tag_args = TAG_MODEL_ARGS.get(f'{variant}.{_tag_of(kwargs.get("pretrained_cfg"))}', {})
+    if deform_groups is None:
+        deform_groups = tag_args.get('deform_groups', 1)
+    dcn_stages = tuple(dcn_stages)
+    if any(s not in (1, 2, 3, 4) for s in dcn_stages):
+        raise ValueError(
+            f'dcn_stages must hold stage numbers 1-4 (layer1-layer4; c3-c5 = (2, 3, 4)), got {dcn_stages}')
+    model_args = dict(
+        block=DCNBottleneck,
+        layers=layers,
+        stage_args=[dict(use_dcn=i in dcn_stages) for i in range(1, len(STAGE_NAMES) + 1)],
+        block_args=dict(deform_groups=deform_groups),
+    )
+    return build_tricks_model(
+        DCNResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **dict(model_args, **kwargs))
+
+
+def _cfg(**kwargs) -> Dict[str, Any]:
+    return {
+        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
+        'crop_pct': 0.875, 'interpolation': 'bilinear', 'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
+        'first_conv': 'conv1', 'classifier': 'fc',
+        **kwargs,
+    }
+
+
+def _released(name: str, **kwargs) -> Dict[str, Any]:
+    """`released_cfg` with the manifest entry's own notes: these tags have no reported ImageNet top-1 of their own."""
+    return dict(released_cfg(name, **_cfg(**kwargs)), notes=tuple(manifest_entry(name)['notes']))
+
+
+default_cfgs = generate_default_cfgs({
+    # first tag = the default tag of the bare name
+    'dcnv2_resnet50.tv_in1k': _released('dcnv2_resnet50.tv_in1k'),
+    'dcnv2_resnet50.coco_frcnn': _released('dcnv2_resnet50.coco_frcnn', num_classes=0),
+    'dcnv2_resnet50.coco_frcnn_dg4': _released('dcnv2_resnet50.coco_frcnn_dg4', num_classes=0),
+    'dcnv2_resnet50.coco_mrcnn': _released('dcnv2_resnet50.coco_mrcnn', num_classes=0),
+    'dcnv2_resnet101.tv_in1k': _released('dcnv2_resnet101.tv_in1k'),
+})
+
+
+@register_model
+def dcnv2_resnet50(pretrained: bool = False, **kwargs) -> DCNResNet:
+    """ResNet-50 with DCNv2 in every 3x3 of c3-c5 (13 deformable layers)."""
+    return _create_dcn_resnet('dcnv2_resnet50', (3, 4, 6, 3), pretrained, **kwargs)
+
+
+@register_model
+def dcnv2_resnet101(pretrained: bool = False, **kwargs) -> DCNResNet:
+    """ResNet-101 with DCNv2 in every 3x3 of c3-c5 (30 deformable layers)."""
+    return _create_dcn_resnet('dcnv2_resnet101', (3, 4, 23, 3), pretrained, **kwargs)

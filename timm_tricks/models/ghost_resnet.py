@@ -1,0 +1,170 @@
+"""Ghost-ResNet-50 (Han et al., "GhostNet: More Features from Cheap Operations", CVPR 2020, arXiv:1911.11907).
+
+ResNet-50 (torchvision layout, stride on the 3x3) in which every bottleneck convolution (`conv1` 1x1, `conv2`
+3x3, `conv3` 1x1) and the projection shortcut (`downsample`, 1x1) is a Ghost module with ratio `s` and cheap
+depth-wise kernel `d` = 3: `ghost_resnet50` (s = 2) and `ghost_resnet50_s4` (s = 4), the paper's Table 6.
+
+Paper-faithful rather than a copy of the authors' `ghost_resnet.py` (the only released Ghost-ResNet code):
+that file's Ghost module has no BatchNorm (so its residual blocks have none at all), allocates parameters
+forward never uses and ends in a fixed 7x7 average pool (224 px only). Here each Ghost module is GhostNet's
+(conv + BN (+ ReLU) twice), every parameter is used, the head pools adaptively and every input size works.
+The MACs equal the paper's; parameter counts differ from its 13.0 M / 6.5 M (docs/ghost_resnet.md explains
+the arithmetic). No weights exist: the authors declined to release them (Efficient-AI-Backbones #159).
+
+`output_stride` 16/8 de-strides the last stage(s) and dilates the primary 3x3 conv of their bottlenecks (the
+first block of a stage keeps the previous dilation, as timm's ResNet); the cheap depth-wise conv and the 1x1
+Ghost modules stay undilated. `zero_init_last` zeroes both BN gammas of `conv3`, so each block starts as
+identity.
+
+timm's own GhostNet models (`ghostnet_050/100/130`) are listed as this family's reference members
+(`timm_tricks.list_models(include_reference=True)`); they stay registered by timm and are never re-registered.
+"""
+from functools import partial
+from typing import Any, Dict, Optional, Type
+
+import torch
+from torch import nn
+
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import create_act_layer
+from timm.models import generate_default_cfgs, register_model
+
+from .._registry import REFERENCE_MODELS, REFERENCE_TOP1
+from ..errors import CheckpointMismatchError, NoPretrainedWeightsError
+from ..layers import GhostModule
+from ._builder import build_tricks_model
+from ._checkpoint import filter_checkpoint, unwrap_state_dict
+from ._resnet_base import TricksResNet
+
+__all__ = ['GhostResNetBottleneck', 'ghost_shortcut']
+
+# timm's GhostNet v1 models shown as the family's reference members; ImageNet-1k top-1 as reported for the
+# architecture (paper, Table 7: 0.5x 66.2, 1.0x 73.9, 1.3x 75.7) and for timm's weights of the 1.0x model
+# (`ghostnet_100.in1k`, the official `state_dict_73.98.pth`: 73.958 in timm's results-imagenet.csv).
+# These are timm's models and the authors' numbers, not checkpoints of ours: no manifest entries.
+REFERENCE_MODELS.update({'ghostnet_050': 'ghost_resnet', 'ghostnet_100': 'ghost_resnet', 'ghostnet_130': 'ghost_resnet'})
+REFERENCE_TOP1.update({'ghostnet_050': 66.2, 'ghostnet_100': 73.9, 'ghostnet_130': 75.7, 'ghostnet_100.in1k': 73.958})
+
+
+class GhostResNetBottleneck(nn.Module):
+    """ResNet bottleneck whose three convolutions are Ghost modules: 1x1 -> strided 3x3 -> 1x1 (x4)."""
+    expansion = 4
+
+    def __init__(
+            self,
+            in_chs: int,
+            planes: int,
+            stride: int = 1,
+            dilation: int = 1,
+            first_dilation: Optional[int] = None,
+            downsample: Optional[nn.Module] = None,
+            act_layer: Type[nn.Module] = nn.ReLU,
+            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
+            drop_path: Optional[nn.Module] = None,
+            ratio: int = 2,
+            dw_size: int = 3,
+            device=None,
+            dtype=None,
+    ):
+        super().__init__()
+        ghost = partial(GhostModule, ratio=ratio, dw_size=dw_size, norm_layer=norm_layer, device=device, dtype=dtype)
+        self.conv1 = ghost(in_chs, planes, 1, act_layer=act_layer)
+        self.conv2 = ghost(planes, planes, 3, stride=stride, dilation=first_dilation or dilation, act_layer=act_layer)
+        self.conv3 = ghost(planes, planes * self.expansion, 1, act_layer=None)
+        self.downsample = downsample
+        self.drop_path = drop_path if drop_path is not None else nn.Identity()
+        self.act3 = create_act_layer(act_layer, inplace=True)
+
+    def zero_init_last(self) -> None:
+        for norm in (self.conv3.primary_conv[1], self.conv3.cheap_operation[1]):
+            if getattr(norm, 'weight', None) is not None:
+                nn.init.zeros_(norm.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        x = self.conv3(self.conv2(self.conv1(x)))
+        return self.act3(self.drop_path(x) + shortcut)
+
+
+def ghost_shortcut(
+        in_chs: int,
+        out_chs: int,
+        stride: int,
+        stage_stride: int,
+        norm_layer: Type[nn.Module],
+        ratio: int = 2,
+        dw_size: int = 3,
+        device=None,
+        dtype=None,
+) -> nn.Module:
+    """Projection shortcut as a linear Ghost module: strided 1x1 primary conv + BN, cheap d x d conv + BN."""
+    return GhostModule(
+        in_chs, out_chs, 1, stride=stride, ratio=ratio, dw_size=dw_size, act_layer=None, norm_layer=norm_layer,
+        device=device, dtype=dtype)
+
+
+def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[str, torch.Tensor]:
+    """Accept our layout, bare or inside a training checkpoint (`state_dict` / `model`, `module.` prefix).
+
+    The BN-free layout of the authors' `ghost_resnet.py` (`conv1.conv1.weight`, `weight1`, ...) cannot be
+    mapped onto this model, and no such weights were ever released; it gets an error that says so.
+    """
+    keys = list(unwrap_state_dict(state_dict))
+    released = [k for k in keys if k.endswith(('.weight1', '.weight2')) or '.conv1.conv1.' in k]
+    if released:
+        raise CheckpointMismatchError(
+            f"checkpoint has the BN-free Ghost module layout of the authors' ghost_resnet.py ({released[0]}, "
+            f'{len(released)} such keys): those Ghost modules have conv biases and no BatchNorm, so they cannot '
+            'be mapped onto this paper-faithful model (Ghost modules with BatchNorm, keys '
+            "'layerL.B.convN.primary_conv.0.weight', '...cheap_operation.1.running_var').")
+    return filter_checkpoint(state_dict, model, prefixes=('module.',))
+
+
+def _create_ghost_resnet(variant: str, pretrained: bool = False, **kwargs) -> TricksResNet:
+    try:
+        return build_tricks_model(
+            TricksResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
+    except NoPretrainedWeightsError as e:
+        raise NoPretrainedWeightsError(
+            f'{e} No Ghost-ResNet-50 weights exist: the paper\'s authors declined to release them '
+            '(huawei-noah/Efficient-AI-Backbones issue #159).') from None
+
+
+def _cfg(**kwargs) -> Dict[str, Any]:
+    return {
+        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
+        'crop_pct': 0.875, 'interpolation': 'bilinear', 'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
+        'first_conv': 'conv1', 'classifier': 'fc',
+        'origin_url': 'https://github.com/huawei-noah/Efficient-AI-Backbones', 'license': 'apache-2.0',
+        'paper_ids': 'arXiv:1911.11907', 'paper_name': 'GhostNet: More Features from Cheap Operations',
+        'notes': ('No released weights: the authors declined to publish Ghost-ResNet-50 weights (issue #159).',),
+        **kwargs,
+    }
+
+
+default_cfgs = generate_default_cfgs({
+    'ghost_resnet50.untrained': _cfg(
+        description='Ghost-ResNet-50, s=2, d=3. Paper: 13.0 M params, 2.2 GMACs, 75.0 top-1 (not our weights).'),
+    'ghost_resnet50_s4.untrained': _cfg(
+        description='Ghost-ResNet-50, s=4, d=3. Paper: 6.5 M params, 1.2 GMACs, 74.1 top-1 (not our weights).'),
+})
+
+
+def _ghost_resnet_args(ratio: int, dw_size: int = 3) -> Dict[str, Any]:
+    return dict(
+        block=GhostResNetBottleneck, layers=(3, 4, 6, 3), block_args=dict(ratio=ratio, dw_size=dw_size),
+        shortcut=partial(ghost_shortcut, ratio=ratio, dw_size=dw_size))
+
+
+@register_model
+def ghost_resnet50(pretrained: bool = False, **kwargs) -> TricksResNet:
+    """Ghost-ResNet-50, s = 2, d = 3 (13.95 M parameters, 2.17 GMACs at 224)."""
+    model_args = _ghost_resnet_args(ratio=2)
+    return _create_ghost_resnet('ghost_resnet50', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def ghost_resnet50_s4(pretrained: bool = False, **kwargs) -> TricksResNet:
+    """Ghost-ResNet-50, s = 4, d = 3 (8.15 M parameters, 1.20 GMACs at 224)."""
+    model_args = _ghost_resnet_args(ratio=4)
+    return _create_ghost_resnet('ghost_resnet50_s4', pretrained, **dict(model_args, **kwargs))

@@ -1,0 +1,400 @@
+"""Publishing our Hub repos from the authors' checkpoints: convert, describe (model card), upload.
+
+`convert_checkpoint('arch.tag', original_file, out_dir)` checks the authors' file against the manifest's checksum,
+loads it through the family's checkpoint filter exactly as `pretrained_cfg_overlay=dict(file=...)` does
+(weights_only / safetensors loading, strict), and writes the folder our Hub repo `timm-tricks/<arch>.<tag>` holds:
+`model.safetensors` and `config.json` (timm's `save_for_hf`), a model card `README.md` and `conversion.json` (sha256
+of the input and of every file written, library versions). Nothing written depends on the time or the machine, so
+anyone with the authors' file regenerates the same repo. `plan_upload` / `upload` push such a folder.
+"""
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import torch
+from torch import nn
+
+import timm
+from timm.data import ImageNetInfo
+from timm.models import model_entrypoint, save_for_hf
+from timm.models._hub import generate_readme
+
+from ..errors import TricksError
+from . import manifest_entry
+
+PUBLISHING_ORG = 'timm-tricks'
+WEIGHTS_FILE = 'model.safetensors'
+CONFIG_FILE = 'config.json'
+CARD_FILE = 'README.md'
+RECORD_FILE = 'conversion.json'
+REPO_FILES = (CARD_FILE, CONFIG_FILE, RECORD_FILE, WEIGHTS_FILE)
+
+# manifest keys of reported results and how the card names them
+REPORTED_METRICS = {
+    'top1': 'top-1 (%)', 'top5': 'top-5 (%)', 'coco_box_ap': 'COCO val2017 box AP', 'coco_mask_ap': 'COCO val2017 mask AP'}
+
+_SAMPLE_IMAGE = 'https://huggingface.co/datasets/huggingface/documentation-images/resolve/main/beignets-task-guide.png'
+
+PathLike = Union[str, os.PathLike]
+
+
+class PublishError(TricksError):
+    """A conversion or upload that was refused; the message says why and what to do."""
+
+
+class ChecksumMismatchError(PublishError):
+    """The file is not the one the weights manifest describes."""
+
+
+class HostingRestrictedError(PublishError):
+    """An upload of a checkpoint whose manifest entry restricts hosting, without the note accepted."""
+
+
+def sha256_file(path: PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def parse_checksum(checksum: str) -> str:
+    """The hex digits of a manifest checksum `sha256:<hex>`: the full digest, or a prefix of >= 8 digits as the
+    authors' file names carry (torch.hub / mmcv convention)."""
+    algorithm, _, digits = checksum.partition(':')
+    if algorithm != 'sha256' or not 8 <= len(digits) <= 64 or any(c not in '0123456789abcdef' for c in digits):
+        raise PublishError(
+            f"malformed checksum '{checksum}' in the weights manifest: expected 'sha256:' and 8 to 64 lowercase "
+            'hex digits')
+    return digits
+
+
+def check_checksum(path: PathLike, checksum: Optional[str]) -> str:
+    """sha256 of `path` (hex); raises ChecksumMismatchError if it disagrees with the manifest's `checksum`."""
+    digest = sha256_file(path)
+    if checksum is not None:
+        expected = parse_checksum(checksum)
+        if not digest.startswith(expected):
+            what = expected if len(expected) == 64 else f'a digest starting with {expected}'
+            raise ChecksumMismatchError(
+                f"{path} has sha256 {digest}, but the weights manifest expects {what}: this is not the authors' "
+                'file (another file, or a damaged download)')
+    return digest
+
+
+@dataclass(frozen=True)
+class FeatureLevel:
+    module: str
+    channels: int
+    stride: int
+    shape: Tuple[int, ...]  # of one image at the cfg's input size
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What `convert_checkpoint` wrote, as recorded in the folder's `conversion.json`."""
+    name: str
+    out_dir: Path
+    hf_hub_id: str
+    original_sha256: str
+    checksum: Optional[str]  # the manifest's, verified; None where the source publishes none
+    weights_sha256: str
+    params: int
+    macs: Optional[int]
+    hosting: Optional[str]
+
+
+def convert_checkpoint(name: str, original_file: PathLike, out_dir: PathLike, count_macs: bool = True) -> Conversion:
+    """Convert the authors' checkpoint of `name` (`arch.tag`) into a Hub-ready folder `out_dir` (new or empty).
+
+    `count_macs=False` leaves the fvcore MAC count out of the card (it takes seconds per model).
+    """
+    entry = manifest_entry(name)
+    if not entry['hf_hub_id'].startswith(PUBLISHING_ORG + '/'):
+        raise PublishError(
+            f"'{name}' loads {entry['hf_hub_id']}, which {PUBLISHING_ORG} does not publish "
+            f"({entry.get('hosting', 'another organisation')}): there is no repo of ours to convert it for")
+    original = Path(original_file)
+    if not original.is_file():
+        raise PublishError(f'{original} is not a file')
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise PublishError(f'{out_dir} exists and is not an empty folder; choose another or delete it')
+
+    original_sha256 = check_checksum(original, entry['checksum'])
+    # timm's own path for local weights: the family's filter fn, then a strict load_state_dict
+    model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(original))).eval()
+    params = sum(p.numel() for p in model.parameters())
+    input_size = tuple(model.pretrained_cfg['input_size'])
+    macs = _count_macs(model, input_size) if count_macs else None
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # written next to out_dir and renamed at the end: an interrupted run leaves no half-written repo folder
+    staging = Path(tempfile.mkdtemp(prefix=f'.{out_dir.name}.', dir=out_dir.parent))
+    try:
+        staging.chmod(0o755)  # mkdtemp's 0700 would make the published folder private to its creator
+        save_for_hf(model, staging, model_config=_label_config(entry, model), safe_serialization=True)
+        conversion = Conversion(
+            name=name, out_dir=out_dir, hf_hub_id=entry['hf_hub_id'], original_sha256=original_sha256,
+            checksum=entry['checksum'], weights_sha256=sha256_file(staging / WEIGHTS_FILE), params=params,
+            macs=macs, hosting=entry.get('hosting'))
+        card = model_card(conversion, entry, model, original.name, feature_levels(name, input_size))
+        (staging / CARD_FILE).write_text(card, encoding='utf-8')
+        record = _conversion_record(conversion, entry, original, staging)
+        (staging / RECORD_FILE).write_text(json.dumps(record, indent=1) + '\n', encoding='utf-8')
+        if out_dir.exists():
+            out_dir.rmdir()
+        staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return conversion
+
+
+def _count_macs(model: nn.Module, input_size: Tuple[int, ...]) -> int:
+    from ..profile import count_flops  # imports fvcore: only when MACs are wanted
+    return count_flops(model, input_size).total
+
+
+def _label_config(entry: Dict[str, Any], model: nn.Module) -> Dict[str, Any]:
+    """`label_names` (synsets) and `label_descriptions` for config.json, as timm's own ImageNet repos carry them."""
+    if entry['dataset'] != 'imagenet-1k' or model.num_classes != 1000:
+        return {}
+    info = ImageNetInfo('imagenet-1k')
+    return dict(label_names=info.label_names(), label_descriptions=info.label_descriptions(as_dict=True))
+
+
+def feature_levels(name: str, input_size: Tuple[int, ...]) -> List[FeatureLevel]:
+    """The `features_only` levels of `name` with their output shapes, from a forward on the meta device (exact
+    shapes without computing anything)."""
+    model = timm.create_model(name, device='meta').eval()
+    with torch.no_grad():
+        outputs = model.forward_intermediates(torch.empty(1, *input_size, device='meta'), intermediates_only=True)
+    return [
+        FeatureLevel(info['module'], info['num_chs'], info['reduction'], tuple(out.shape))
+        for info, out in zip(model.feature_info, outputs)
+    ]
+
+
+def _conversion_record(
+        conversion: Conversion, entry: Dict[str, Any], original: Path, folder: Path) -> Dict[str, Any]:
+    from .. import __version__
+    import safetensors
+    return {
+        'name': conversion.name,
+        'hf_hub_id': conversion.hf_hub_id,
+        'original': {
+            'file': original.name,
+            'size': original.stat().st_size,
+            'sha256': conversion.original_sha256,
+            'manifest_checksum': conversion.checksum,
+            'download_url': entry['download_url'],
+        },
+        'files': {
+            name: {'size': (folder / name).stat().st_size,
+                   'sha256': conversion.weights_sha256 if name == WEIGHTS_FILE else sha256_file(folder / name)}
+            for name in (CARD_FILE, CONFIG_FILE, WEIGHTS_FILE)
+        },
+        'params': conversion.params,
+        'macs': conversion.macs,
+        'hosting': conversion.hosting,
+        'versions': {'timm_tricks': __version__, 'timm': timm.__version__, 'torch': torch.__version__,
+                     'safetensors': safetensors.__version__},
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- model card
+
+def model_card(
+        conversion: Conversion,
+        entry: Dict[str, Any],
+        model: nn.Module,
+        original_name: str,
+        levels: List[FeatureLevel],
+) -> str:
+    """The repo's README.md: timm's card layout (front matter, details, usage, citation) plus provenance."""
+    from .. import __version__, model_family
+    name, arch = conversion.name, conversion.name.split('.', 1)[0]
+    classifier = model.num_classes > 0
+    task = 'image-classification' if classifier else 'image-feature-extraction'
+    cfg = model.pretrained_cfg
+    arxiv_id = entry['paper_ids'].removeprefix('arXiv:')
+    size = cfg['input_size']
+
+    stats = {'Params (M)': f'{conversion.params / 1e6:.2f}'}
+    if conversion.macs is not None:
+        stats['GMACs'] = f'{conversion.macs / 1e9:.2f} (fvcore, one {size[1]} x {size[2]} image)'
+    stats['Image size'] = f'{size[1]} x {size[2]}'
+    if cfg.get('test_input_size'):
+        stats['Image size'] += f' (test: {cfg["test_input_size"][1]} x {cfg["test_input_size"][2]})'
+
+    evaluation = entry['eval']
+    reported = {
+        label: f"{entry[key]} (eval {evaluation['img_size']} px, crop {evaluation['crop_pct']}, "
+               f"{evaluation['interpolation']})"
+        for key, label in REPORTED_METRICS.items() if entry.get(key) is not None
+    }
+    reported.update({f'top-1 (%) at {px} px': top1 for px, top1 in entry.get('test_top1', {}).items()})
+    checksum_note = (f"matches the manifest's {conversion.checksum}" if conversion.checksum
+                     else 'the source publishes no checksum; recorded here')
+    details = {
+        'Model Type': 'Image classification / feature backbone' if classifier else 'Feature backbone',
+        'Model Stats': stats,
+        'Papers': {entry['paper_name']: f'https://arxiv.org/abs/{arxiv_id}'},
+        'Dataset': entry['dataset'],
+        'Reported': reported or 'no result of its own; see the notes',
+        'Recipe': entry['recipe'],
+        'Original': {
+            'Code': entry['source_repo'],
+            'Weights': entry['download_url'],
+            'Format': entry['format'],
+        },
+        'Conversion': {
+            'Command': f'`timm-tricks convert {name} {original_name} OUT_DIR`',
+            f'{original_name} sha256': f'{conversion.original_sha256} ({checksum_note})',
+            f'{WEIGHTS_FILE} sha256': conversion.weights_sha256,
+            'Converted with': f'timm-tricks {__version__}, timm {timm.__version__}, torch {torch.__version__}',
+        },
+    }
+    if entry.get('notes'):
+        details['Notes'] = entry['notes']
+
+    summary = (model_entrypoint(arch).__doc__ or arch).strip().splitlines()[0]
+    description = (
+        f"{summary} From \"{entry['paper_name']}\", with the authors' released weights converted for timm by "
+        'timm-tricks. `import timm_tricks` before `timm.create_model`: it registers the architecture.')
+    if conversion.hosting:
+        description += f'\n\n> **Hosting:** {conversion.hosting}'
+    citation = (
+        f'@misc{{arxiv{arxiv_id},\n  title = {{{entry["paper_name"]}}},\n  eprint = {{{arxiv_id}}},\n'
+        f'  archivePrefix = {{arXiv}},\n  url = {{https://arxiv.org/abs/{arxiv_id}}}\n}}')
+    card = dict(
+        license=entry['license'],
+        tags=[task, 'timm', PUBLISHING_ORG, model_family(arch)],
+        description=description,
+        details=details,
+        usage=_usage(name, conversion.hf_hub_id, classifier, model.num_features, levels),
+        citation=citation,
+    )
+    return generate_readme(card, name, task_name=task)
+
+
+def _usage(name: str, repo: str, classifier: bool, num_features: int, levels: List[FeatureLevel]) -> str:
+    load = (
+        'from urllib.request import urlopen\nfrom PIL import Image\nimport torch\nimport timm\n'
+        'import timm_tricks  # registers the architecture with timm\n\n'
+        f"img = Image.open(urlopen('{_SAMPLE_IMAGE}'))\n")
+    transform = (
+        'data_config = timm.data.resolve_model_data_config(model)\n'
+        'transforms = timm.data.create_transform(**data_config, is_training=False)\n\n'
+        'with torch.inference_mode():\n    output = model(transforms(img).unsqueeze(0))\n')
+    parts = []
+    if classifier:
+        parts.append(
+            f"### Image Classification\n```python\n{load}\n"
+            f"model = timm.create_model('{name}', pretrained=True).eval()  # or 'hf-hub:{repo}'\n{transform}"
+            'top5_probabilities, top5_class_indices = torch.topk(output.softmax(dim=1) * 100, k=5)\n```\n')
+    shapes = '\n'.join(f'# torch.Size({list(level.shape)})' for level in levels)
+    table = '\n'.join(
+        f'| {i} | `{level.module}` | {level.channels} | {level.stride} |' for i, level in enumerate(levels))
+    parts.append(
+        f"### Feature Map Extraction\n```python\n{load}\n"
+        f"model = timm.create_model('{name}', pretrained=True, features_only=True).eval()\n{transform}"
+        f'for o in output:\n    print(o.shape)\n{shapes}\n```\n\n'
+        'Levels (`out_indices`, channels and stride, e.g. for the `in_channels` of a detection or segmentation '
+        f'neck):\n\n| level | module | channels | stride |\n|---|---|---|---|\n{table}\n\n'
+        f'`out_indices=(1, 2, 3, 4)` gives channels {[level.channels for level in levels[1:]]}.\n')
+    parts.append(
+        f"### Image Embeddings\n```python\n{load}\n"
+        f"model = timm.create_model('{name}', pretrained=True, num_classes=0).eval()\n{transform}"
+        f'# output: (1, {num_features}) pooled features\n```\n')
+    return '\n'.join(parts)
+
+
+# -------------------------------------------------------------------------------------------------------- upload
+
+@dataclass(frozen=True)
+class UploadPlan:
+    """What `upload` sends where; checked without network access."""
+    folder: Path
+    repo_id: str
+    url: str
+    files: Tuple[Tuple[str, int], ...]  # (name, size in bytes)
+    converted_for: str  # the repo the folder was converted for (its manifest entry's)
+    hosting: Optional[str]
+
+
+def plan_upload(folder: PathLike, repo_id: str, accept_hosting_note: bool = False) -> UploadPlan:
+    """Check that `folder` is an unmodified `convert_checkpoint` output and may be uploaded to `repo_id`.
+
+    A folder whose manifest entry carries a `hosting` note is refused unless `accept_hosting_note`: a person must
+    have read the note (e.g. licence not cleared) and decided that publishing is allowed.
+    """
+    from huggingface_hub import constants
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    folder = Path(folder)
+    if '/' not in repo_id:
+        raise PublishError(f"REPO_ID must be 'namespace/name', e.g. {PUBLISHING_ORG}/pyconv_resnet50.in1k; got "
+                           f"'{repo_id}'")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as e:
+        raise PublishError(f'invalid REPO_ID: {e}') from None
+    missing = [name for name in REPO_FILES if not (folder / name).is_file()]
+    if missing:
+        raise PublishError(
+            f"{folder} is not a converted folder: no {', '.join(missing)} (run `timm-tricks convert` first)")
+    record = json.loads((folder / RECORD_FILE).read_text(encoding='utf-8'))
+    changed = [name for name, facts in record['files'].items() if sha256_file(folder / name) != facts['sha256']]
+    if changed:
+        raise PublishError(
+            f"{', '.join(changed)} in {folder} changed after the conversion (sha256 differs from {RECORD_FILE}): "
+            'convert again rather than editing the output')
+    if record['hosting'] and not accept_hosting_note:
+        raise HostingRestrictedError(
+            f"the weights manifest restricts hosting {record['name']}: {record['hosting']} -- if publishing is "
+            'allowed, pass --accept-hosting-note')
+    return UploadPlan(
+        folder=folder,
+        repo_id=repo_id,
+        url=f'{constants.ENDPOINT}/{repo_id}',
+        files=tuple((name, (folder / name).stat().st_size) for name in REPO_FILES),
+        converted_for=record['hf_hub_id'],
+        hosting=record['hosting'],
+    )
+
+
+def upload(plan: UploadPlan) -> str:
+    """Create the repo if needed and upload the plan's files in one commit; returns the commit URL.
+
+    The token comes from huggingface_hub's usual sources (`HF_TOKEN`, `hf auth login`).
+    """
+    from huggingface_hub import HfApi, get_token
+
+    token = get_token()
+    if token is None:
+        raise PublishError('no Hugging Face token: run `hf auth login` or set HF_TOKEN (a write token)')
+    api = HfApi(token=token)
+    api.create_repo(plan.repo_id, exist_ok=True)
+    commit = api.upload_folder(
+        repo_id=plan.repo_id,
+        folder_path=plan.folder,
+        allow_patterns=[name for name, _ in plan.files],
+        commit_message=f'Add {plan.converted_for.split("/", 1)[-1]} converted from the authors\' checkpoint',
+    )
+    return commit.commit_url
+
+
+def format_size(size: int) -> str:
+    if size < 1000:
+        return f'{size} B'
+    exponent = min(int(math.log10(size) // 3), 3)
+    return f"{size / 1000 ** exponent:.1f} {('kB', 'MB', 'GB')[exponent - 1]}"
