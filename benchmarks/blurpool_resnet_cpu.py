@@ -80,7 +80,8 @@ def main():
     parser.add_argument('--reps', type=int, default=9)
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--threads', type=int, default=None, help='torch threads (default: torch default)')
-    parser.add_argument('--out', default=str(Path(__file__).resolve().parents[1] / 'results' / 'blurpool_resnet_cpu.md'))
+    parser.add_argument(
+        '--out', default=str(Path(__file__).resolve().parents[1] / 'results' / 'blurpool_resnet_cpu.md'))
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -2,7 +2,7 @@
 
 Side by side in one process: every repetition runs each configuration once, in a rotating order (A, B, C, D, then
 B, C, D, A, ...), after warm-up, under `torch.inference_mode()`; medians and ratios go to `results/dcn_cpu.md`
-(or `--out`). Configurations: timm `resnet50` (NCHW), `dcnv2_resnet50` NCHW, `dcnv2_resnet50` channels_last, and
+(or `--out`). Configurations: timm `resnet50` NCHW and channels_last, `dcnv2_resnet50` NCHW and channels_last, and
 `dcnv2_resnet50` under CPU autocast bf16 (torchvision's op runs in float32 there; see timm_tricks/layers/deform_conv.py).
 A torch.profiler pass then reports the share of `torchvision::deform_conv2d` in the DCN model's CPU time.
 The MAC column is fvcore's total at 224 from the specs (dcnv2.md §3, flops_latency.md §3), not measured here.
@@ -32,6 +32,7 @@ SPEC_GMACS = {'resnet50': 4.1115, 'dcnv2_resnet50': 4.3005}
 CONFIGS = {
     # label: (model name, channels_last, autocast dtype)
     'resnet50': ('resnet50', False, None),
+    'resnet50 channels_last': ('resnet50', True, None),
     'dcnv2_resnet50': ('dcnv2_resnet50', False, None),
     'dcnv2_resnet50 channels_last': ('dcnv2_resnet50', True, None),
     'dcnv2_resnet50 autocast bf16': ('dcnv2_resnet50', False, torch.bfloat16),
@@ -78,7 +79,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--batch', type=int, nargs='+', default=[1, 8])
     parser.add_argument('--size', type=int, default=224)
-    parser.add_argument('--reps', type=int, default=9)
+    parser.add_argument('--reps', type=int, default=7)
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--threads', type=int, default=None, help='torch threads (default: torch default)')
     parser.add_argument('--out', default=str(Path(__file__).resolve().parents[1] / 'results' / 'dcn_cpu.md'))
@@ -87,14 +88,13 @@ def main():
         torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
-    # one dcnv2_resnet50 instance per layout, so the channels_last conversion does not leak into the NCHW runs
+    # one instance per model and layout, so the channels_last conversion does not leak into the NCHW runs
     models = {n: timm.create_model(n).eval() for n in ('resnet50', 'dcnv2_resnet50')}
-    cl_model = timm.create_model('dcnv2_resnet50').eval()
-    cl_model.load_state_dict(models['dcnv2_resnet50'].state_dict())
+    cl_models = {n: timm.create_model(n).eval() for n in models}
     load_before = ' / '.join(f'{v:.1f}' for v in os.getloadavg())
     results = {}
     for batch in args.batch:
-        results[batch] = _bench_all(models, cl_model, batch, args)
+        results[batch] = _bench_all(models, cl_models, batch, args)
         print(f'batch {batch}: ' + ', '.join(f'{n} {t:.1f} ms' for n, t in results[batch].items()), flush=True)
     share = deform_share(models['dcnv2_resnet50'], args.size)
     print(f'deform_conv2d share of dcnv2_resnet50 CPU time (batch 1): {share:.1%}', flush=True)
@@ -102,11 +102,11 @@ def main():
     write_report(args, results, share, load_before, load_after)
 
 
-def _bench_all(models, cl_model, batch, args):
+def _bench_all(models, cl_models, batch, args):
     x = torch.randn(batch, 3, args.size, args.size)
     runners = {}
     for label, (name, cl, amp) in CONFIGS.items():
-        model = cl_model if cl else models[name]
+        model = cl_models[name] if cl else models[name]
         runners[label] = _runner(model, cl, amp, x)
     labels = list(runners)
     times = {n: [] for n in labels}
@@ -140,14 +140,15 @@ def write_report(args, results, share, load_before, load_after):
         '- GPU: none was lent to this task, so no GPU numbers. torchvision registers a CUDA autocast kernel for '
         'deform_conv2d (fp32 compute) and a CUDA kernel; measure there with the same script adapted to `cuda`.',
         '',
-        '| batch | configuration | median ms | ratio to resnet50 | spec GMACs (fvcore, 224) |',
-        '|---|---|---|---|---|',
+        '| batch | configuration | median ms | ratio to resnet50 (NCHW) | ratio to resnet50, same layout | spec GMACs (fvcore, 224) |',
+        '|---|---|---|---|---|---|',
     ]
     for batch, res in results.items():
         base = res['resnet50']
         for label, ms in res.items():
-            gmacs = SPEC_GMACS.get(CONFIGS[label][0])
-            lines.append(f'| {batch} | {label} | {ms:.1f} | {ms / base:.2f} | {gmacs} |')
+            name, cl, _ = CONFIGS[label]
+            same = res['resnet50 channels_last' if cl else 'resnet50']
+            lines.append(f'| {batch} | {label} | {ms:.1f} | {ms / base:.2f} | {ms / same:.2f} | {SPEC_GMACS[name]} |')
     lines += [
         '',
         f'`torchvision::deform_conv2d` takes {share:.0%} of dcnv2_resnet50\'s self CPU time at batch 1 '

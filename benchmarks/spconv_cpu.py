@@ -17,6 +17,7 @@ from pathlib import Path
 import sys
 
 import torch
+import torch.fx.experimental.optimization
 import timm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
@@ -92,13 +93,18 @@ def main():
     parser.add_argument('--threads', type=int, default=None, help='torch threads (default: torch default)')
     parser.add_argument('--arch', nargs='+', default=['spconv_resnet50'],
                         help='SPConv models to compare (e.g. spconv_resnet50 spconv_resnet50_a4)')
-    parser.add_argument('--merge', nargs='+', default=['none', 'pointwise', 'kxk'])
+    parser.add_argument('--merge', nargs='+', default=['auto', 'pointwise', 'kxk'],
+                        help="reparameterize(merge=...) modes to compare ('auto' is the default, = 'none')")
+    parser.add_argument('--append', action='store_true', help='append to --out instead of overwriting it')
     parser.add_argument('--out', default=str(Path(__file__).resolve().parents[1] / 'results' / 'spconv_cpu.md'))
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    models = {'resnet50 (timm)': timm.create_model('resnet50').eval()}
+    resnet50 = timm.create_model('resnet50').eval()
+    models = {'resnet50 (timm)': resnet50}
+    # the fair counterpart of a re-parameterised net: timm's resnet50 with its BNs folded too
+    models['resnet50 (timm, BN folded)'] = torch.fx.experimental.optimization.fuse(resnet50)
     for arch in args.arch:
         models.update(build_models(arch, args.merge))
     load_before = ' / '.join(f'{v:.1f}' for v in __import__('os').getloadavg())
@@ -114,6 +120,8 @@ def main():
     lines = [
         '# SPConv-ResNet CPU latency',
         '',
+    ] if not args.append else ['', '---', '']
+    lines += [
         f'Command: `python benchmarks/spconv_cpu.py {" ".join(__import__("sys").argv[1:])}`'.rstrip() + '  ',
         f'CPU: {_cpu_name()}, {__import__("os").cpu_count()} logical cores, torch {torch.__version__}, '
         f'timm {timm.__version__}, {torch.get_num_threads()} threads, input {args.size}x{args.size}, '
@@ -140,14 +148,17 @@ def main():
         '"CPU ms" is the process CPU time of the forward (`time.process_time`): on a shared machine it is less',
         'disturbed by other jobs than wall time (with 1 thread it is the forward\'s own compute time).',
         'Ratios are time / time of the reference column (< 1 = faster). `fused[m]` = `model.reparameterize(merge=m)`:',
-        "every BatchNorm folded (the block BN after each SPConv through the fusion's sigmoid), with `none`: the three",
-        'SPConv convs kept apart, `pointwise`: pwc and the redundant 1x1 as one 1x1 over the whole input (a 2-group',
-        'conv at alpha 1/2, dense with zero blocks otherwise), `kxk`: pwc folded into a dense 3x3 with gwc (stride-1',
-        'layers).',
+        "every BatchNorm folded (the block BN after each SPConv through the fusion's sigmoid), with `auto` (the",
+        'default, = `none`): the three SPConv convs kept apart, `pointwise`: pwc and the redundant 1x1 as one 1x1',
+        'over the whole input (a 2-group conv at alpha 1/2, dense with zero blocks otherwise), `kxk`: pwc folded',
+        'into a dense 3x3 with gwc (stride-1 layers).',
         '',
     ]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text('\n'.join(lines))
+    text = '\n'.join(lines)
+    if args.append and Path(args.out).exists():
+        text = Path(args.out).read_text() + text
+    Path(args.out).write_text(text)
     print(f'wrote {args.out}')
 
 

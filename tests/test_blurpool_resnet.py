@@ -489,11 +489,14 @@ def test_consistency_under_circular_shifts_beats_plain_resnet50():
 
     Same weights (timm's default init), 8 random low-frequency images (bicubic-upsampled noise: image-like
     spectra), 64 px, circular shifts of a few pixels, all pairs of 4 shifts. The plain ResNet-50 subsamples
-    without low-pass filtering and must be less consistent than the anti-aliased one.
+    without low-pass filtering and must be less consistent than the anti-aliased one; so must the same
+    architecture with filter size 1 (subsampling at the same places, no blur): the gain comes from the low-pass.
     """
     torch.manual_seed(0)
     blur = timm.create_model('blurpool_resnet50').eval()
     plain = _plain_resnet50_with(blur)
+    unfiltered = timm.create_model('blurpool_resnet50', filter_size=1).eval()
+    unfiltered.load_state_dict(blur.state_dict())
     x = F.interpolate(torch.randn(8, 3, 16, 16), size=(64, 64), mode='bicubic', align_corners=False)
     shifts = [(0, 0), (1, 2), (3, 1), (2, 5)]
 
@@ -503,6 +506,6 @@ def test_consistency_under_circular_shifts_beats_plain_resnet50():
         pairs = list(itertools.combinations(preds, 2))
         return sum((a == b).float().mean().item() for a, b in pairs) / len(pairs)
 
-    c_blur, c_plain = consistency(blur), consistency(plain)
+    c_blur, c_plain, c_unfiltered = consistency(blur), consistency(plain), consistency(unfiltered)
     assert c_plain < 1.  # the metric is not saturated on these inputs
-    assert c_blur > c_plain, (c_blur, c_plain)
+    assert c_blur > c_plain and c_blur > c_unfiltered, (c_blur, c_plain, c_unfiltered)

@@ -234,10 +234,12 @@ def test_tags_and_cfgs():
     for arch, repo in [('dcnv2_resnet50', 'timm/resnet50.tv_in1k'), ('dcnv2_resnet101', 'timm/resnet101.tv_in1k')]:
         cfg = timm.models.get_pretrained_cfg(f'{arch}.tv_in1k')
         assert cfg.hf_hub_id == repo and cfg.num_classes == 1000 and cfg.license == 'bsd-3-clause'
+        assert cfg.url.startswith('https://download.pytorch.org/models/')
         assert any('76.13' in n or '77.374' in n for n in cfg.notes)
     for tag in ('coco_frcnn', 'coco_frcnn_dg4', 'coco_mrcnn'):
         cfg = timm.models.get_pretrained_cfg(f'dcnv2_resnet50.{tag}')
         assert cfg.num_classes == 0 and cfg.hf_hub_id == f'timm-tricks/dcnv2_resnet50.{tag}'
+        assert cfg.url.startswith('https://download.openmmlab.com/mmdetection/v2.0/') and cfg.license == 'unknown'
     # the dg=4 detector's tag builds its architecture; an explicit kwarg wins
     model = timm.create_model('dcnv2_resnet50.coco_frcnn_dg4', device='meta')
     assert model.num_classes == 0

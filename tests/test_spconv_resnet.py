@@ -366,11 +366,12 @@ def test_odd_and_non_square_sizes(r18):
     """Sizes the reference rejects (225, 97x131, 33x47) run, and equal the reference with ceil pooling."""
     model, sd = r18
     with torch.no_grad():
-        for h, w in ((225, 225), (97, 131), (33, 47), (32, 32)):
+        for h, w in ((225, 225), (97, 131), (33, 47)):
             x = torch.randn(1, 3, h, w)
             out = model(x)
             assert out.shape == (1, 1000) and torch.isfinite(out).all()
-            _assert_close_rel(out, ref_resnet(x, sd, BASIC, (2, 2, 2, 2), 0.5, ceil=True))
+            if h < 200:  # the same ceil-pool cases as 225 (odd inputs to every strided SPConv), at a lower cost
+                _assert_close_rel(out, ref_resnet(x, sd, BASIC, (2, 2, 2, 2), 0.5, ceil=True))
         feats = model.forward_intermediates(torch.randn(1, 3, 97, 131), intermediates_only=True)
     assert [tuple(f.shape[2:]) for f in feats] == [(math.ceil(97 / r), math.ceil(131 / r)) for r in (2, 4, 8, 16, 32)]
 
@@ -452,6 +453,18 @@ def test_reparameterize_bottleneck_keeps_outputs():
             _assert_close_rel(model(x), ref, 1e-5)
 
 
+def test_fuse_frozen_batch_norm():
+    """Detection users freeze BN first (timm's freeze_batch_norm_2d): that folds too."""
+    from timm.layers import freeze_batch_norm_2d
+    torch.manual_seed(0)
+    layer = _randomize_bn(SPConv2d(16, 8, stride=2)).eval()
+    frozen = freeze_batch_norm_2d(layer)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in frozen.modules())
+    x = torch.randn(2, 16, 9, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(frozen.fuse()(x), layer(x), rtol=1e-4, atol=1e-5)
+
+
 def test_reparameterize_rejects_unfoldable_norm():
     model = timm.create_model('spconv_resnet18', norm_layer='groupnorm', device='meta')
     with pytest.raises(TypeError, match='GroupNorm'):
@@ -468,8 +481,10 @@ def _fx(model):
 
 # ----------------------------------------------------------------------------------------- scripting and FX
 
-def test_script_fx_compile_odd_size(r18):
-    """The reference fails FX (int(c * ratio) on a Proxy) and TorchScript (nn.Softmax built in forward)."""
+def test_script_fx_odd_size(r18):
+    """The reference fails FX (int(c * ratio) on a Proxy) and TorchScript (nn.Softmax built in forward).
+
+    torch.compile(fullgraph) of the un-fused nets is in test_contract.py; of the fused net, above."""
     model, _ = r18
     x = torch.randn(1, 3, 33, 47)
     with torch.no_grad():
@@ -477,8 +492,6 @@ def test_script_fx_compile_odd_size(r18):
         with set_scriptable(True):
             torch.testing.assert_close(torch.jit.script(model)(x), ref, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(_fx(model)(x), ref, rtol=1e-4, atol=1e-5)
-        compiled = torch.compile(model, fullgraph=True, backend='eager')
-        torch.testing.assert_close(compiled(x), ref, rtol=1e-4, atol=1e-5)
 
 
 def test_features_only_and_backward_small():

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 from urllib.parse import urlsplit
@@ -32,6 +33,7 @@ from timm_tricks.weights.convert import ChecksumMismatchError, PublishError, che
 
 import test_blurpool_resnet as blurpool_spec
 import test_dcn_resnet as dcn_spec
+import test_oct_resnet as oct_spec
 import test_pyconv_resnet as pyconv_spec
 import test_spconv_resnet as spconv_spec
 from spec_figures import SPEC_FIGURES
@@ -184,6 +186,13 @@ class AuthorsCheckpoint:
     create_kwargs: Dict  # how to compare: logits, or c2-c5 of a feature backbone
     state_dict: Dict[str, torch.Tensor]  # the checkpoint's tensors, in the authors' key layout
 
+    @cached_property
+    def example(self) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """An input and the reference's outputs for it (computed once: several loads are compared with them)."""
+        x = torch.randn(1, 3, *self.input_size, generator=torch.Generator().manual_seed(0))
+        with torch.inference_mode():
+            return x, self.reference(x)
+
 
 def _pyconv_checkpoint(path: Path) -> AuthorsCheckpoint:
     sd = pyconv_spec.authors_state_dict(50)
@@ -192,7 +201,7 @@ def _pyconv_checkpoint(path: Path) -> AuthorsCheckpoint:
 
 
 def _spconv_checkpoint(path: Path) -> AuthorsCheckpoint:
-    layers, ratio = (3, 4, 6, 3), 0.5
+    layers, ratio = (3, 4, 6, 3), 1 / 8
     stored = spconv_spec._to_apex_half(spconv_spec.authors_state_dict(spconv_spec.BOTTLENECK, layers, ratio, seed=11))
     # the released layout: apex fp16 convs, `module.1.` keys, a training-checkpoint wrapper
     torch.save({'state_dict': {'module.1.' + k: v for k, v in stored.items()}, 'epoch': 90}, path)
@@ -208,6 +217,14 @@ def _blurpool_checkpoint(path: Path) -> AuthorsCheckpoint:
     return AuthorsCheckpoint(path, lambda x: [blurpool_spec.reference_forward(sd, x)], (45, 39), {}, sd)
 
 
+def _oct_checkpoint(path: Path) -> AuthorsCheckpoint:
+    depths = oct_spec.DEPTHS['oct_resnet50']
+    sd = oct_spec.reference_state_dict(depths)
+    torch.save(sd, path)  # a bare state dict in the authors' layout
+    # 64 x 64: the authors' floor pooling needs even maps down to layer4
+    return AuthorsCheckpoint(path, lambda x: [oct_spec.reference_forward(sd, x, depths)[0]], (64, 64), {}, sd)
+
+
 def _dcn_checkpoint(path: Path) -> AuthorsCheckpoint:
     sd = dcn_spec._mmdet_r50_dcn_state_dict(1, torch.Generator().manual_seed(1))
     dcn_spec._save_mmdet_checkpoint(path, sd)  # the whole detector; the backbone is `backbone.`-prefixed
@@ -220,8 +237,9 @@ def _dcn_checkpoint(path: Path) -> AuthorsCheckpoint:
 FAMILY_CHECKPOINTS = {
     PYCONV: _pyconv_checkpoint,
     'blurpool_resnet18.lpf4_ft_in1k': _blurpool_checkpoint,
-    'spconv_resnet50.in1k': _spconv_checkpoint,
+    'spconv_resnet50_a8.in1k': _spconv_checkpoint,
     'dcnv2_resnet50.coco_frcnn': _dcn_checkpoint,
+    'oct_resnet50.in1k': _oct_checkpoint,
 }
 
 
@@ -269,10 +287,9 @@ def converted(tmp_path_factory) -> Callable[[str], Converted]:
 
 
 def _assert_authors_outputs(model: torch.nn.Module, original: AuthorsCheckpoint) -> None:
-    x = torch.randn(1, 3, *original.input_size, generator=torch.Generator().manual_seed(0))
+    x, expected = original.example
     with torch.inference_mode():
         out = model.eval()(x)
-        expected = original.reference(x)
     out = out if isinstance(out, list) else [out]
     assert len(out) == len(expected)
     for got, want in zip(out, expected):
@@ -368,7 +385,7 @@ def test_model_card(converted):
     assert 'Hosting' not in body
 
 
-@pytest.mark.parametrize('name', ['blurpool_resnet18.lpf4_ft_in1k', 'spconv_resnet50.in1k', 'dcnv2_resnet50.coco_frcnn'])
+@pytest.mark.parametrize('name', [name for name in FAMILY_CHECKPOINTS if 'hosting' in MANIFEST[name]])
 def test_hosting_note_in_output_and_card(converted, name):
     conv = converted(name)
     entry = MANIFEST[name]
@@ -416,11 +433,19 @@ def test_checksum_mismatch_is_refused(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # nothing written
 
 
-def test_wrong_checkpoint_is_refused_with_the_keys(tmp_path):
-    path = tmp_path / 'hg.pth'
-    torch.save(pyconv_spec.authors_state_dict(50, hg=True), path)
-    code, _, stderr = run_cli('convert', PYCONV, str(path), str(tmp_path / 'out'), '--no-macs')
-    assert code == 2 and 'layer1.0.conv1.weight: checkpoint (128, 64, 1, 1) vs model (64, 64, 1, 1)' in stderr
+def test_checkpoints_that_do_not_load_strictly_are_refused(converted, tmp_path):
+    hg = tmp_path / 'hg.pth'
+    torch.save(pyconv_spec.authors_state_dict(50, hg=True), hg)
+    no_classifier = tmp_path / 'backbone.pth'
+    torch.save({k: v for k, v in converted(PYCONV).original.state_dict.items() if not k.startswith('fc.')},
+               no_classifier)
+    for path, expected in [
+        (hg, 'layer1.0.conv1.weight: checkpoint (128, 64, 1, 1) vs model (64, 64, 1, 1)'),  # the family filter
+        (no_classifier, f'{no_classifier} does not load strictly into {PYCONV}: '),  # timm's strict load
+    ]:
+        code, stdout, stderr = run_cli('convert', PYCONV, str(path), str(tmp_path / 'out'), '--no-macs')
+        assert code == 2 and stdout == '' and expected in stderr, stderr
+    assert 'Missing key(s) in state_dict: "fc.weight", "fc.bias"' in stderr
     assert not (tmp_path / 'out').exists()
 
 
@@ -484,7 +509,7 @@ def test_push_validates_arguments_and_folder(hub, converted, tmp_path):
 
 
 def test_push_refuses_a_restricted_checkpoint_unless_the_note_is_accepted(hub, converted):
-    name = 'spconv_resnet50.in1k'
+    name = 'spconv_resnet50_a8.in1k'
     folder, hosting = str(converted(name).folder), MANIFEST[name]['hosting']
     code, _, stderr = run_cli('push', folder, f'timm-tricks/{name}', '--dry-run')
     assert code == 2 and f'restricts hosting {name}: {hosting}' in stderr and '--accept-hosting-note' in stderr
@@ -543,7 +568,7 @@ def test_publish_all_converts_what_it_finds_and_reports_the_rest(hub, converted,
     assert report['blurpool_resnet34.lpf4_ft_in1k'] == [('missing', (
         f"no {originals / 'resnet34_lpf4_finetune-db622952.pth'}; download: "
         f"{MANIFEST['blurpool_resnet34.lpf4_ft_in1k']['download_url']}"))]
-    assert report['spconv_resnet50.in1k'][0][1].startswith("the authors' file name is unknown: give it with --map")
+    assert report['spconv_resnet50_a8.in1k'][0][1].startswith("the authors' file name is unknown: give it with --map")
     for name in ('model.safetensors', 'config.json'):
         assert (out_root / PYCONV / name).read_bytes() == (conv.folder / name).read_bytes()
     assert hub.requests == []

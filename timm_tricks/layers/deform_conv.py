@@ -47,10 +47,14 @@ def _deform_conv2d_autocast_cpu(
 
 
 def _register_cpu_autocast() -> Optional[torch.library.Library]:
-    if torch._C._dispatch_has_kernel_for_dispatch_key(_OP, 'AutocastCPU'):
+    """Best effort: on a torch / torchvision whose dispatcher API differs, CPU autocast simply stays unsupported."""
+    try:
+        if torch._C._dispatch_has_kernel_for_dispatch_key(_OP, 'AutocastCPU'):
+            return None
+        lib = torch.library.Library('torchvision', 'IMPL')
+        lib.impl('deform_conv2d', _deform_conv2d_autocast_cpu, 'AutocastCPU')
+    except (AttributeError, RuntimeError):
         return None
-    lib = torch.library.Library('torchvision', 'IMPL')
-    lib.impl('deform_conv2d', _deform_conv2d_autocast_cpu, 'AutocastCPU')
     return lib
 
 

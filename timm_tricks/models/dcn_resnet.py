@@ -204,8 +204,9 @@ def _cfg(**kwargs) -> Dict[str, Any]:
 
 
 def _released(name: str, **kwargs) -> Dict[str, Any]:
-    """`released_cfg` with the manifest entry's own notes: these tags have no reported ImageNet top-1 of their own."""
-    return dict(released_cfg(name, **_cfg(**kwargs)), notes=tuple(manifest_entry(name)['notes']))
+    """`released_cfg` with the original download as `url` (used only without a Hub source) and the manifest
+    entry's own notes: these tags have no reported ImageNet top-1 of their own."""
+    return dict(released_cfg(name, set_url=True, **_cfg(**kwargs)), notes=tuple(manifest_entry(name)['notes']))
 
 
 default_cfgs = generate_default_cfgs({

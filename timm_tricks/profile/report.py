@@ -84,7 +84,7 @@ def profile_model(
     device = resolve_device(device)  # fail before the slow part
     resolve_amp_dtype(amp_dtype)
     model, name = load_model(model_or_name)
-    flops = count_flops(model, input_size)
+    flops = count_flops(model, input_size, table_depth=None)  # no per-module table in the rows
     params = count_params(model, input_size)
     latencies = tuple(
         measure_latency(model, batch_size, input_size, device, amp_dtype, channels_last, compile, num_warmup, num_iters)

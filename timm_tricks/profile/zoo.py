@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from .._registry import list_models, resolve_model_name
 from ..errors import TricksError
+from ..weights import reported_top1
 from ._models import InputSize
 from .latency import AmpDtype, precision_name, resolve_device
 from .plots import plot_top1, require_matplotlib
@@ -61,9 +62,6 @@ def run_zoo(
     `<stem>.csv`, `<stem>.md`, `<stem>-top1-vs-gmacs.png` and `<stem>-top1-vs-latency.png` to `out_dir`, where the
     stem records the setup (see `benchmark_file_stem`). Reported top-1 comes from `timm_tricks.weights`; the
     baselines' stays empty (it is timm's to report, not ours)."""
-    # Deferred: the weights manifest is only needed here, not by the rest of the profiling tools.
-    from ..weights import reported_top1
-
     device = resolve_device(device)  # fail before the long run, not after it
     require_matplotlib()
     models = zoo_models(pattern, baselines)

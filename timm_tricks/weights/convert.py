@@ -4,8 +4,8 @@
 loads it through the family's checkpoint filter exactly as `pretrained_cfg_overlay=dict(file=...)` does
 (weights_only / safetensors loading, strict), and writes the folder our Hub repo `timm-tricks/<arch>.<tag>` holds:
 `model.safetensors` and `config.json` (timm's `save_for_hf`), a model card `README.md` and `conversion.json` (sha256
-of the input and of every file written, library versions). Nothing written depends on the time or the machine, so
-anyone with the authors' file regenerates the same repo. `plan_upload` / `upload` push such a folder.
+of the input and of every file written, library versions). Nothing written depends on the time: anyone with the
+authors' file and the same library versions regenerates the same repo. `plan_upload` / `upload` push such a folder.
 """
 import hashlib
 import json
@@ -17,7 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+import safetensors
 import torch
+from huggingface_hub import HfApi, constants, get_token
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 from torch import nn
 
 import timm
@@ -25,6 +29,7 @@ from timm.data import ImageNetInfo
 from timm.models import model_entrypoint, save_for_hf
 from timm.models._hub import generate_readme
 
+from .. import __version__, model_family
 from ..errors import TricksError
 from . import manifest_entry
 
@@ -37,7 +42,9 @@ REPO_FILES = (CARD_FILE, CONFIG_FILE, RECORD_FILE, WEIGHTS_FILE)
 
 # manifest keys of reported results and how the card names them
 REPORTED_METRICS = {
-    'top1': 'top-1 (%)', 'top5': 'top-5 (%)', 'coco_box_ap': 'COCO val2017 box AP', 'coco_mask_ap': 'COCO val2017 mask AP'}
+    'top1': 'top-1 (%)', 'top5': 'top-5 (%)',
+    'coco_box_ap': 'COCO val2017 box AP', 'coco_mask_ap': 'COCO val2017 mask AP',
+}
 
 _SAMPLE_IMAGE = 'https://huggingface.co/datasets/huggingface/documentation-images/resolve/main/beignets-task-guide.png'
 
@@ -128,8 +135,12 @@ def convert_checkpoint(name: str, original_file: PathLike, out_dir: PathLike, co
         raise PublishError(f'{out_dir} exists and is not an empty folder; choose another or delete it')
 
     original_sha256 = check_checksum(original, entry['checksum'])
-    # timm's own path for local weights: the family's filter fn, then a strict load_state_dict
-    model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(original))).eval()
+    try:  # timm's own path for local weights: weights_only loading, the family's filter fn, strict load_state_dict
+        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(original))).eval()
+    except TricksError:
+        raise  # the filter's errors already name the keys and shapes
+    except RuntimeError as e:  # strict loading, or a file torch.load refuses
+        raise PublishError(f'{original} does not load strictly into {name}: {e}') from e
     params = sum(p.numel() for p in model.parameters())
     input_size = tuple(model.pretrained_cfg['input_size'])
     macs = _count_macs(model, input_size) if count_macs else None
@@ -184,8 +195,6 @@ def feature_levels(name: str, input_size: Tuple[int, ...]) -> List[FeatureLevel]
 
 def _conversion_record(
         conversion: Conversion, entry: Dict[str, Any], original: Path, folder: Path) -> Dict[str, Any]:
-    from .. import __version__
-    import safetensors
     return {
         'name': conversion.name,
         'hf_hub_id': conversion.hf_hub_id,
@@ -219,7 +228,6 @@ def model_card(
         levels: List[FeatureLevel],
 ) -> str:
     """The repo's README.md: timm's card layout (front matter, details, usage, citation) plus provenance."""
-    from .. import __version__, model_family
     name, arch = conversion.name, conversion.name.split('.', 1)[0]
     classifier = model.num_classes > 0
     task = 'image-classification' if classifier else 'image-feature-extraction'
@@ -235,9 +243,10 @@ def model_card(
         stats['Image size'] += f' (test: {cfg["test_input_size"][1]} x {cfg["test_input_size"][2]})'
 
     evaluation = entry['eval']
+    eval_size = evaluation['img_size']  # an int, or [w, h]
+    eval_size = ' x '.join(map(str, eval_size)) if isinstance(eval_size, list) else eval_size
     reported = {
-        label: f"{entry[key]} (eval {evaluation['img_size']} px, crop {evaluation['crop_pct']}, "
-               f"{evaluation['interpolation']})"
+        label: f"{entry[key]} (eval {eval_size} px, crop {evaluation['crop_pct']}, {evaluation['interpolation']})"
         for key, label in REPORTED_METRICS.items() if entry.get(key) is not None
     }
     reported.update({f'top-1 (%) at {px} px': top1 for px, top1 in entry.get('test_top1', {}).items()})
@@ -267,8 +276,8 @@ def model_card(
 
     summary = (model_entrypoint(arch).__doc__ or arch).strip().splitlines()[0]
     description = (
-        f"{summary} From \"{entry['paper_name']}\", with the authors' released weights converted for timm by "
-        'timm-tricks. `import timm_tricks` before `timm.create_model`: it registers the architecture.')
+        f"{summary} From \"{entry['paper_name']}\", with the released weights (see Original) converted for timm "
+        'by timm-tricks. `import timm_tricks` before `timm.create_model`: it registers the architecture.')
     if conversion.hosting:
         description += f'\n\n> **Hosting:** {conversion.hosting}'
     citation = (
@@ -336,10 +345,6 @@ def plan_upload(folder: PathLike, repo_id: str, accept_hosting_note: bool = Fals
     A folder whose manifest entry carries a `hosting` note is refused unless `accept_hosting_note`: a person must
     have read the note (e.g. licence not cleared) and decided that publishing is allowed.
     """
-    from huggingface_hub import constants
-    from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
-
     folder = Path(folder)
     if '/' not in repo_id:
         raise PublishError(f"REPO_ID must be 'namespace/name', e.g. {PUBLISHING_ORG}/pyconv_resnet50.in1k; got "
@@ -377,8 +382,6 @@ def upload(plan: UploadPlan) -> str:
 
     The token comes from huggingface_hub's usual sources (`HF_TOKEN`, `hf auth login`).
     """
-    from huggingface_hub import HfApi, get_token
-
     token = get_token()
     if token is None:
         raise PublishError('no Hugging Face token: run `hf auth login` or set HF_TOKEN (a write token)')
