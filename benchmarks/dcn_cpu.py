@@ -63,7 +63,8 @@ def _runner(model, channels_last, amp_dtype, x):
 
 
 def deform_share(model, size: int) -> float:
-    """Fraction of the DCN model's self CPU time spent in torchvision::deform_conv2d (batch 1)."""
+    """Fraction of the DCN model's CPU time spent in torchvision::deform_conv2d (batch 1), including the GEMMs
+    the kernel calls (inclusive time of the op over the sum of every op's self time)."""
     x = torch.randn(1, 3, size, size)
     with torch.inference_mode():
         model(x)
@@ -71,7 +72,7 @@ def deform_share(model, size: int) -> float:
             model(x)
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
-    deform = sum(e.self_cpu_time_total for e in events if 'deform_conv2d' in e.key)
+    deform = sum(e.cpu_time_total for e in events if e.key == 'torchvision::deform_conv2d')
     return deform / total if total else float('nan')
 
 
@@ -137,6 +138,10 @@ def write_report(args, results, share, load_before, load_after):
         'interleaved repetitions) are the meaningful part.**',
         '- Method: each repetition runs every configuration once in a rotating order, after warm-up, under '
         '`torch.inference_mode()`; medians. Random weights (latency does not depend on them).',
+        '- Threads: with the default 2 threads, runs under heavy load (load average 10-16) were meaningless '
+        '(ResNet-50 at batch 1 took 5-8 s and batch 8 was sometimes faster than batch 1): with more runnable '
+        'threads than cores, OpenMP synchronisation collapses. Use `--threads 1` on a shared machine and the '
+        'default on a quiet one.' if torch.get_num_threads() == 1 else '- Threads: torch default.',
         '- GPU: none was lent to this task, so no GPU numbers. torchvision registers a CUDA autocast kernel for '
         'deform_conv2d (fp32 compute) and a CUDA kernel; measure there with the same script adapted to `cuda`.',
         '',
@@ -151,8 +156,8 @@ def write_report(args, results, share, load_before, load_after):
             lines.append(f'| {batch} | {label} | {ms:.1f} | {ms / base:.2f} | {ms / same:.2f} | {SPEC_GMACS[name]} |')
     lines += [
         '',
-        f'`torchvision::deform_conv2d` takes {share:.0%} of dcnv2_resnet50\'s self CPU time at batch 1 '
-        '(torch.profiler); the 13 deformable layers are 13 of the 53 convolutions (plus their 13 offset predictors) and 35% of the fvcore MACs.',
+        f'`torchvision::deform_conv2d` (inclusive of the GEMMs it calls) takes {share:.0%} of dcnv2_resnet50\'s '
+        'CPU time at batch 1 (torch.profiler); the 13 deformable layers are 13 of the 53 convolutions (plus their 13 offset predictors) and 35% of the fvcore MACs.',
         '',
     ]
     Path(args.out).write_text('\n'.join(lines))

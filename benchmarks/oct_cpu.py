@@ -29,6 +29,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 import timm
 import timm_tricks  # noqa: F401  (registers oct_resnet50)
 from timm_tricks.layers import octconv

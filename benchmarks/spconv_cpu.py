@@ -4,7 +4,7 @@ Side by side in one process: every repetition runs each model once, in a rotatin
 B, C, ..., A), after warm-up, under `torch.inference_mode()`; the medians and their ratios go to
 `results/spconv_cpu.md` (or `--out`).
 
-    python benchmarks/spconv_cpu.py                       # batch 1 and 8 at 224, ~3-5 minutes on 2 cores
+    python benchmarks/spconv_cpu.py                       # batch 1 and 8 at 224, ~5-10 minutes on 2 shared cores
     python benchmarks/spconv_cpu.py --reps 5 --batch 1    # quicker look
 """
 import argparse

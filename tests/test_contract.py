@@ -16,6 +16,7 @@ from timm.layers import freeze_batch_norm_2d, set_scriptable
 from timm.models import get_notrace_functions, get_notrace_modules
 
 import timm_tricks
+from timm_tricks.weights import manifest_entry
 from model_matrix import ALL_MODELS, NO_OUTPUT_STRIDE, REPRESENTATIVE_MODELS
 
 torch.backends.cudnn.deterministic = True
@@ -88,8 +89,9 @@ def test_default_cfg_on_meta(name):
     cfg = timm.models.get_pretrained_cfg(name)
     assert cfg is not None, f'{name} has no default_cfgs entry'
     assert cfg.interpolation == 'bilinear'
-    if cfg.hf_hub_id:
-        assert cfg.hf_hub_id == f'timm-tricks/{name}.{cfg.tag}'
+    if cfg.hf_hub_id:  # our repo, or timm's own where a tag converts timm's weights on load (dcnv2 tv_in1k)
+        assert cfg.hf_hub_id in (f'timm-tricks/{name}.{cfg.tag}', manifest_entry(f'{name}.{cfg.tag}')['hf_hub_id'])
+        assert cfg.hf_hub_id.split('/')[0] in ('timm-tricks', 'timm')
     for tag in timm.list_models(name, pretrained=True):
         if tag.split('.')[0] == name:
             tag_cfg = timm.models.get_pretrained_cfg(tag)
@@ -266,7 +268,8 @@ def test_features_only_forward(name, eval_models):
     frozen = freeze_batch_norm_2d(model)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in frozen.modules())
     with torch.no_grad():
-        torch.testing.assert_close(frozen(x), feats, rtol=1e-3, atol=1e-3)
+        for got, want in zip(frozen(x), feats):  # float32 rounding scales with the activations' magnitude
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * want.abs().max().item())
 
 
 @pytest.mark.parametrize('name', REPRESENTATIVE_MODELS)

@@ -16,6 +16,7 @@ from torch import nn
 
 import timm
 import timm_tricks
+from timm_tricks.detection import faster_rcnn_backbone, retinanet_backbone
 from timm_tricks.errors import CheckpointMismatchError
 from timm_tricks.layers import ModulatedDeformConv2d
 from timm_tricks.models.dcn_resnet import checkpoint_filter_fn
@@ -490,17 +491,6 @@ def test_fvcore_counts_deformable_convs():
 # detection clients (clients.md §3): training steps
 
 
-class _FPNBackbone(nn.Module):
-    def __init__(self, body, extra_blocks):
-        super().__init__()
-        self.body = body
-        self.fpn = torchvision.ops.FeaturePyramidNetwork(body.feature_info.channels(), 256, extra_blocks=extra_blocks)
-        self.out_channels = 256
-
-    def forward(self, x):
-        return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(self.body(x))))
-
-
 def _targets(n):
     return [dict(boxes=torch.tensor([[10., 20., 70., 90.], [40., 30., 120., 90.]]), labels=torch.tensor([1, 2]))
             for _ in range(n)]
@@ -527,11 +517,10 @@ def _train_step(detector, body, n_images):
 
 def test_faster_rcnn_train_step():
     from torchvision.models.detection import FasterRCNN
-    from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
     torch.manual_seed(0)
-    body = timm.create_model('dcnv2_resnet50', features_only=True, out_indices=(1, 2, 3, 4))
-    detector = FasterRCNN(_FPNBackbone(body, LastLevelMaxPool()), num_classes=3, **DETECTOR_KW, **RCNN_KW)
-    _train_step(detector, body, n_images=2)
+    backbone = faster_rcnn_backbone('dcnv2_resnet50')
+    detector = FasterRCNN(backbone, num_classes=3, **DETECTOR_KW, **RCNN_KW)
+    _train_step(detector, backbone.body, n_images=2)
     detector.eval()
     with torch.inference_mode():
         out = detector([torch.rand(3, 100, 120)])
@@ -540,10 +529,9 @@ def test_faster_rcnn_train_step():
 
 def test_retinanet_train_step_frozen_bn():
     from torchvision.models.detection import RetinaNet
-    from torchvision.ops.feature_pyramid_network import LastLevelP6P7
     torch.manual_seed(0)
-    body = timm.create_model('dcnv2_resnet50', features_only=True, out_indices=(2, 3, 4))
-    body = timm.layers.freeze_batch_norm_2d(body)
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in body.modules())
-    detector = RetinaNet(_FPNBackbone(body, LastLevelP6P7(256, 256)), num_classes=3, **DETECTOR_KW)
-    _train_step(detector, body, n_images=1)
+    backbone = retinanet_backbone('dcnv2_resnet50')
+    backbone.body = timm.layers.freeze_batch_norm_2d(backbone.body)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in backbone.body.modules())
+    detector = RetinaNet(backbone, num_classes=3, **DETECTOR_KW)
+    _train_step(detector, backbone.body, n_images=1)

@@ -27,6 +27,18 @@ DEPTHS = {'oct_resnet26': (2, 2, 2, 2), 'oct_resnet50': (3, 4, 6, 3)}
 CL = torch.channels_last
 
 
+
+
+@pytest.fixture(autouse=True, scope='module')
+def single_thread():
+    """These inputs are tiny: one thread is as fast on an idle machine, and far faster on a loaded one (two
+    OpenMP threads that wait for each other under contention made each forward here 10-20x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # ------------------------------------------------------------------------------------------ the reference
 
 

@@ -60,8 +60,12 @@ def octave_pool(x: Tensor) -> Tensor:
     """
     h, w = x.shape[-2], x.shape[-1]
     if _fast_path_allowed() and h % 2 == 0 and w % 2 == 0 and x.dim() == 4 and x.is_contiguous():
-        # avg_pool2d's sum in its order (row by row), about 3x faster than its NCHW kernel; bit-identical
-        return (x[:, :, 0::2, 0::2] + x[:, :, 0::2, 1::2] + x[:, :, 1::2, 0::2] + x[:, :, 1::2, 1::2]) * 0.25
+        # avg_pool2d's sum in its order (row by row), so bit-identical, about 3x faster than its NCHW kernel
+        out = x[:, :, 0::2, 0::2] + x[:, :, 0::2, 1::2]
+        out += x[:, :, 1::2, 0::2]
+        out += x[:, :, 1::2, 1::2]
+        out *= 0.25
+        return out
     return F.avg_pool2d(x, kernel_size=2, stride=2, ceil_mode=True)
 
 
@@ -76,9 +80,10 @@ def add_upsampled(x_h: Tensor, x_l: Tensor) -> Tensor:
     """x_h + nearest upsampling of x_l (half x_h's size, rounded up) to x_h's size, as a new tensor."""
     n, c, h, w = x_h.shape[0], x_h.shape[1], x_h.shape[2], x_h.shape[3]
     if _fast_path_allowed() and h % 2 == 0 and w % 2 == 0 and x_h.is_contiguous():
-        # broadcast add into a (h/2, 2, w/2, 2) view: no upsampled copy of x_l (NCHW nearest upsampling is slow)
-        out = x_h.view(n, c, h // 2, 2, w // 2, 2) + x_l[:, :, :, None, :, None]
-        return out.view(n, c, h, w)
+        # double x_l's columns, then add each low row to its two high rows by broadcasting: 2-3x faster than
+        # NCHW upsample_nearest2d + add, and no full-size upsampled copy
+        cols = x_l[:, :, :, :, None].expand(n, c, h // 2, w // 2, 2).reshape(n, c, h // 2, 1, w)
+        return (x_h.view(n, c, h // 2, 2, w) + cols).view(n, c, h, w)
     return x_h + F.interpolate(x_l, size=[h, w], mode='nearest')
 
 

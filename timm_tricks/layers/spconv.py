@@ -139,8 +139,8 @@ class SPConv2d(nn.Module):
         `merge` picks which parallel convs become one: 'none' (gwc, pwc and conv1x1 stay three convs), 'pointwise'
         (pwc and conv1x1 as one 1x1 over the whole input: a 2-group conv at ratio 1/2, dense with zero blocks
         otherwise), 'kxk' (pwc folded into the centre of a dense 3x3 with gwc; stride-1 layers only) or 'auto'
-        (= 'none', the fastest on CPU at batch 1 and 8 in benchmarks/spconv_cpu.py, see docs/spconv_resnet.md).
-        All give the same outputs within float32 rounding.
+        (= 'none': fastest on CPU at batch 1, within 2 % of 'kxk' at batch 8; benchmarks/spconv_cpu.py,
+        docs/spconv_resnet.md). All give the same outputs within float32 rounding.
         """
         if merge == 'auto':
             merge = 'none'

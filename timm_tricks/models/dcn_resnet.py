@@ -34,7 +34,7 @@ from timm.models import generate_default_cfgs, register_model
 
 from ..errors import CheckpointMismatchError
 from ..layers import ModulatedDeformConv2d
-from ..weights import manifest_entry, released_cfg
+from ..weights import released_cfg
 from ._builder import build_tricks_model
 from ._checkpoint import filter_checkpoint, strip_prefixes, unwrap_state_dict
 from ._resnet_base import STAGE_NAMES, TricksResNet
@@ -204,9 +204,9 @@ def _cfg(**kwargs) -> Dict[str, Any]:
 
 
 def _released(name: str, **kwargs) -> Dict[str, Any]:
-    """`released_cfg` with the original download as `url` (used only without a Hub source) and the manifest
-    entry's own notes: these tags have no reported ImageNet top-1 of their own."""
-    return dict(released_cfg(name, set_url=True, **_cfg(**kwargs)), notes=tuple(manifest_entry(name)['notes']))
+    """`released_cfg` with the original download as `url` (used only without a Hub source); these tags have no
+    reported ImageNet top-1 of their own, so the cfg notes are the manifest entry's."""
+    return released_cfg(name, set_url=True, **_cfg(**kwargs))
 
 
 default_cfgs = generate_default_cfgs({

@@ -265,7 +265,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
 
 
 def _create_oct_resnet(variant: str, pretrained: bool = False, **kwargs) -> OctResNet:
-    feature_cls = kwargs.get('feature_cls', 'getter')
+    feature_cls = kwargs.get('feature_cls') or 'getter'
     if kwargs.get('features_only') and feature_cls not in ('getter', FeatureGetterNet):
         raise ValueError(
             f"{variant}: feature_cls={feature_cls!r} is not supported: OctResNet stages return (high, low) pairs, "

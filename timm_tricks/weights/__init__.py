@@ -37,7 +37,10 @@ def released_cfg(name: str, set_url: bool = False, **cfg: Any) -> Dict[str, Any]
     """
     entry = manifest_entry(name)
     ev = entry['eval']
-    notes = [f"Reported ImageNet-1k top-1 {entry['top1']} at {ev['img_size']} (crop {ev['crop_pct']})."]
+    if entry['top1'] is None:  # nothing reported for this checkpoint: the entry's notes say why
+        notes = list(entry.get('notes', ()))
+    else:
+        notes = [f"Reported ImageNet-1k top-1 {entry['top1']} at {ev['img_size']} (crop {ev['crop_pct']})."]
     notes += [f'Reported top-1 {top1} at {size}.' for size, top1 in entry.get('test_top1', {}).items()]
     out = dict(
         cfg,
