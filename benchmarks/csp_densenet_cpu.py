@@ -11,7 +11,6 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, cpu_name, write_markdown  # noqa: E402
 import timm  # noqa: E402
 import timm_tricks  # noqa: E402,F401
 from timm_tricks.models.csp_densenet import ConvNormAct, PeleeStemBlock, TwoWayDenseLayer  # noqa: E402
@@ -49,17 +49,6 @@ class PlainPeleeNet(nn.Module):
         return self.fc(self.pool(self.features(x)).flatten(1))
 
 
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(['lscpu'], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith('Model name'):
-                return line.split(':', 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or 'unknown'
-
-
 def measure_pair(a: nn.Module, b: nn.Module, batch: int, reps: int, warmup: int = 2):
     x = torch.randn(batch, 3, 224, 224)
     times = ([], [])
@@ -79,7 +68,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--reps', type=int, default=7)
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
-    parser.add_argument('--out', default=str(Path(__file__).resolve().parents[1] / 'results' / 'csp_densenet_cpu.md'))
+    parser.add_argument('--out', default=str(ROOT / 'results' / 'csp_densenet_cpu.md'))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -125,8 +114,7 @@ def main():
         'cspdensenet201 4.082 G vs densenet201 4.341 G (0.940); csppeleenet 0.444 G vs PeleeNet 0.514 G (0.865).',
         '',
     ]
-    Path(args.out).write_text('\n'.join(lines))
-    print(f'wrote {args.out}')
+    write_markdown(args.out, lines)
 
 
 if __name__ == '__main__':

@@ -13,18 +13,16 @@ The MAC column is fvcore's total at 224 from the specs (dcnv2.md §3, flops_late
 import argparse
 import contextlib
 import os
-import platform
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 import torchvision
 import timm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    add_timing_args, cpu_name, interleaved, load_average, set_threads, write_markdown)
 import timm_tricks  # noqa: F401,E402  (registers the models)
 
 # fvcore total at 1x3x224x224 in GMACs, with the conv-equivalent deform_conv2d handle: specs/dcnv2.md §3
@@ -37,17 +35,6 @@ CONFIGS = {
     'dcnv2_resnet50 channels_last': ('dcnv2_resnet50', True, None),
     'dcnv2_resnet50 autocast bf16': ('dcnv2_resnet50', False, torch.bfloat16),
 }
-
-
-def _cpu_name() -> str:
-    try:
-        out = subprocess.run(['lscpu'], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith('Model name:'):
-                return line.split(':', 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or 'unknown'
 
 
 def _runner(model, channels_last, amp_dtype, x):
@@ -78,28 +65,22 @@ def deform_share(model, size: int) -> float:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--batch', type=int, nargs='+', default=[1, 8])
-    parser.add_argument('--size', type=int, default=224)
-    parser.add_argument('--reps', type=int, default=7)
-    parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument('--threads', type=int, default=None, help='torch threads (default: torch default)')
-    parser.add_argument('--out', default=str(Path(__file__).resolve().parents[1] / 'results' / 'dcn_cpu.md'))
+    add_timing_args(parser, reps=7, warmup=2, out_name='dcn_cpu.md')
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
 
     torch.manual_seed(0)
     # one instance per model and layout, so the channels_last conversion does not leak into the NCHW runs
     models = {n: timm.create_model(n).eval() for n in ('resnet50', 'dcnv2_resnet50')}
     cl_models = {n: timm.create_model(n).eval() for n in models}
-    load_before = ' / '.join(f'{v:.1f}' for v in os.getloadavg())
+    load_before = load_average()
     results = {}
     for batch in args.batch:
         results[batch] = _bench_all(models, cl_models, batch, args)
         print(f'batch {batch}: ' + ', '.join(f'{n} {t:.1f} ms' for n, t in results[batch].items()), flush=True)
     share = deform_share(models['dcnv2_resnet50'], args.size)
     print(f'deform_conv2d share of dcnv2_resnet50 CPU time (batch 1): {share:.1%}', flush=True)
-    load_after = ' / '.join(f'{v:.1f}' for v in os.getloadavg())
+    load_after = load_average()
     write_report(args, results, share, load_before, load_after)
 
 
@@ -109,19 +90,7 @@ def _bench_all(models, cl_models, batch, args):
     for label, (name, cl, amp) in CONFIGS.items():
         model = cl_models[name] if cl else models[name]
         runners[label] = _runner(model, cl, amp, x)
-    labels = list(runners)
-    times = {n: [] for n in labels}
-    with torch.inference_mode():
-        for n in labels:
-            for _ in range(args.warmup):
-                runners[n]()
-        for i in range(args.reps):
-            order = labels[i % len(labels):] + labels[:i % len(labels)]
-            for n in order:
-                t0 = time.perf_counter()
-                runners[n]()
-                times[n].append(time.perf_counter() - t0)
-    return {n: statistics.median(t) * 1e3 for n, t in times.items()}
+    return interleaved(runners, args.warmup, args.reps)[0]
 
 
 def write_report(args, results, share, load_before, load_after):
@@ -131,7 +100,7 @@ def write_report(args, results, share, load_before, load_after):
         f'`python benchmarks/dcn_cpu.py --reps {args.reps} --warmup {args.warmup}'
         + (f' --threads {args.threads}' if args.threads else '') + f'` (input {args.size}x{args.size}).',
         '',
-        f'- CPU: {_cpu_name()}, {os.cpu_count()} logical cores; torch {torch.__version__}, '
+        f'- CPU: {cpu_name()}, {os.cpu_count()} logical cores; torch {torch.__version__}, '
         f'torchvision {torchvision.__version__}, timm {timm.__version__}; {torch.get_num_threads()} torch threads.',
         f'- Load average (1/5/15 min) before: {load_before}; after: {load_after}. **The machine was shared with '
         'other engineers\' jobs while this ran: absolute times are inflated and noisy; the ratios (same run, '
@@ -160,8 +129,7 @@ def write_report(args, results, share, load_before, load_after):
         'CPU time at batch 1 (torch.profiler); the 13 deformable layers are 13 of the 53 convolutions (plus their 13 offset predictors) and 35% of the fvcore MACs.',
         '',
     ]
-    Path(args.out).write_text('\n'.join(lines))
-    print(f'wrote {args.out}')
+    write_markdown(args.out, lines)
 
 
 if __name__ == '__main__':

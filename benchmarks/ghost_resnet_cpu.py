@@ -10,17 +10,15 @@ here), to set the measured speed-up against the MAC reduction.
 """
 import argparse
 import os
-import platform
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 import timm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    SHARED_MACHINE_NOTE, add_timing_args, cpu_name, load_average, set_threads, time_models, write_markdown)
 import timm_tricks  # noqa: F401,E402  (registers the models)
 
 # fvcore total at 1x3x224x224 (GMACs): specs/ghost.md §3 and specs/flops_latency.md §3
@@ -28,66 +26,30 @@ SPEC_GMACS = {'resnet50': 4.1115, 'ghost_resnet50': 2.1734, 'ghost_resnet50_s4':
 MODELS = ('resnet50', 'ghost_resnet50', 'ghost_resnet50_s4', 'ghostnet_100')
 
 
-def _cpu_name() -> str:
-    try:
-        out = subprocess.run(['lscpu'], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith('Model name:'):
-                return line.split(':', 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or 'unknown'
-
-
-def bench(models, batch: int, size: int, warmup: int, reps: int):
-    x = torch.randn(batch, 3, size, size)
-    names = list(models)
-    times = {n: [] for n in names}
-    with torch.inference_mode():
-        for n in names:
-            for _ in range(warmup):
-                models[n](x)
-        for i in range(reps):
-            order = names[i % len(names):] + names[:i % len(names)]
-            for n in order:
-                t0 = time.perf_counter()
-                models[n](x)
-                times[n].append(time.perf_counter() - t0)
-    return {n: statistics.median(t) * 1e3 for n, t in times.items()}
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--batch', type=int, nargs='+', default=[1, 8])
-    parser.add_argument('--size', type=int, default=224)
-    parser.add_argument('--reps', type=int, default=11)
-    parser.add_argument('--warmup', type=int, default=3)
-    parser.add_argument('--threads', type=int, default=None, help='torch threads (default: torch default)')
-    parser.add_argument('--out', default=str(Path(__file__).resolve().parents[1] / 'results' / 'ghost_resnet_cpu.md'))
+    add_timing_args(parser, reps=11, warmup=3, out_name='ghost_resnet_cpu.md')
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
 
     torch.manual_seed(0)
     models = {n: timm.create_model(n).eval() for n in MODELS}
     params = {n: sum(p.numel() for p in m.parameters()) for n, m in models.items()}
-    load_before = ' / '.join(f'{v:.1f}' for v in os.getloadavg())
+    load_before = load_average()
     results = {}
     for batch in args.batch:
-        results[batch] = bench(models, batch, args.size, args.warmup, args.reps)
+        results[batch] = time_models(models, batch, args.size, args.warmup, args.reps)
         print(f'batch {batch}: ' + ', '.join(f'{n} {t:.1f} ms' for n, t in results[batch].items()), flush=True)
-    load_after = ' / '.join(f'{v:.1f}' for v in os.getloadavg())
+    load_after = load_average()
 
     lines = [
         '# Ghost-ResNet-50 CPU latency',
         '',
         f'Command: `python benchmarks/ghost_resnet_cpu.py {" ".join(sys.argv[1:])}`'.rstrip() + '  ',
-        f'CPU: {_cpu_name()}, {os.cpu_count()} logical cores, torch {torch.__version__}, timm {timm.__version__}, '
+        f'CPU: {cpu_name()}, {os.cpu_count()} logical cores, torch {torch.__version__}, timm {timm.__version__}, '
         f'{torch.get_num_threads()} threads, input {args.size}x{args.size}, median of {args.reps} interleaved '
         f'repetitions after {args.warmup} warm-up runs, `torch.inference_mode()`, fp32, NCHW, eager.  ',
-        f'Load average (1/5/15 min) before: {load_before}, after: {load_after}. The machine was shared with other '
-        'jobs while this ran, so absolute times are inflated and noisy; the ratios compare models measured side '
-        'by side in the same repetitions.',
+        f'Load average (1/5/15 min) before: {load_before}, after: {load_after}. {SHARED_MACHINE_NOTE}',
         '',
     ]
     for batch, res in results.items():
@@ -106,9 +68,7 @@ def main():
         'a depth-wise conv, a second BatchNorm and a concatenation per layer: cheap in MACs, not free in time.',
         '',
     ]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text('\n'.join(lines))
-    print(f'wrote {args.out}')
+    write_markdown(args.out, lines)
 
 
 if __name__ == '__main__':

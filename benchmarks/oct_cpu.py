@@ -2,6 +2,7 @@
 
     python benchmarks/oct_cpu.py            # ~3-6 minutes on 2 cores
     python benchmarks/oct_cpu.py --quick    # fewer repetitions, for a smoke test
+    python benchmarks/oct_cpu.py --ab       # only the NCHW ablations, more repetitions, printed
 
 Every model variant runs in one process, interleaved per repetition (A, B, C, A, B, C, ...), after warm-up, under
 `torch.inference_mode()`, batch 1 and 8 at 224x224, eval, float32. Two clocks:
@@ -19,7 +20,6 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -29,13 +29,13 @@ from typing import Callable, Dict, List, Optional
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, cpu_name  # noqa: E402
 import timm
 import timm_tricks  # noqa: F401  (registers oct_resnet50)
 from timm_tricks.layers import octconv
 from timm_tricks.layers.octconv import OctaveConv2d
 
-ROOT = Path(__file__).resolve().parents[1]
 CL = torch.channels_last
 
 
@@ -128,24 +128,35 @@ def measure(variants: List[Variant], batch: int, reps: int, warmup: int, threads
     return {k: statistics.median(v) * 1e3 for k, v in times.items()}
 
 
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(['lscpu'], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith('Model name:'):
-                return line.split(':', 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or 'unknown'
+def ablation(reps: Dict[int, int]) -> None:
+    """Ours vs its two ablations (NCHW), twice each, with more repetitions than the main table."""
+    torch.manual_seed(0)
+    oct50 = timm.create_model('oct_resnet50').eval()
+    variants = [
+        Variant('resnet50', timm.create_model('resnet50').eval()),
+        Variant('oct_resnet50', oct50),
+        Variant('oct_resnet50 fused', fuse_paths(timm.create_model('oct_resnet50').eval())),
+        Variant('oct_resnet50 native-ops', oct50, native=True),
+    ]
+    for batch in (1, 8):
+        for _ in range(2):
+            r = measure(variants, batch, reps[batch], 2, 1, time.thread_time)
+            print(f'batch {batch}, single-threaded CPU ms (ratio to resnet50): '
+                  + ', '.join(f'{k} {v:.1f} ({v / r["resnet50"]:.3f})' for k, v in r.items()), flush=True)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--quick', action='store_true', help='few repetitions (smoke test)')
     ap.add_argument('--out', default=str(ROOT / 'results' / 'oct_cpu.md'))
+    ap.add_argument('--ab', action='store_true',
+                    help='only the NCHW ablations, single-threaded CPU time, 40 / 10 repetitions, printed (~2 min)')
     args = ap.parse_args(argv)
+    if args.ab:
+        ablation(reps={1: 40, 8: 10})
+        return
     default_threads = torch.get_num_threads()
-    reps = {1: 3, 8: 2} if args.quick else {1: 15, 8: 7}
+    reps = {1: 3, 8: 2} if args.quick else {1: 15, 8: 5}
     warmup = 1 if args.quick else 3
 
     torch.manual_seed(0)

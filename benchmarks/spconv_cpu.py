@@ -8,31 +8,20 @@ B, C, ..., A), after warm-up, under `torch.inference_mode()`; the medians and th
     python benchmarks/spconv_cpu.py --reps 5 --batch 1    # quicker look
 """
 import argparse
-import platform
-import statistics
-import subprocess
-import time
-from pathlib import Path
-
+import os
 import sys
+import time
+from functools import partial
+from pathlib import Path
 
 import torch
 import torch.fx.experimental.optimization
 import timm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    SHARED_MACHINE_NOTE, add_timing_args, cpu_name, interleaved, load_average, set_threads, write_markdown)
 import timm_tricks  # noqa: F401,E402  (registers the models)
-
-
-def _cpu_name() -> str:
-    try:
-        out = subprocess.run(['lscpu'], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith('Model name:'):
-                return line.split(':', 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or 'unknown'
 
 
 def _randomize_bn(model: torch.nn.Module) -> torch.nn.Module:
@@ -59,12 +48,9 @@ def build_models(arch: str, merges):
 
 def bench(models, batch: int, size: int, warmup: int, reps: int):
     x = torch.randn(batch, 3, size, size)
-    names = list(models)
-    wall = {n: [] for n in names}
-    cpu = {n: [] for n in names}
     with torch.inference_mode():
         refs = {}
-        for n in names:  # warm-up, and check that the fused nets compute the same function as the un-fused one
+        for n in models:  # warm-up, and check that the fused nets compute the same function as the un-fused one
             for _ in range(warmup):
                 out = models[n](x)
             arch = n.split(' ')[0]
@@ -73,33 +59,20 @@ def bench(models, batch: int, size: int, warmup: int, reps: int):
             else:
                 err = (out - refs[arch]).abs().max().item() / refs[arch].abs().max().item()
                 assert err < 1e-4, f'{n} differs from the un-fused {arch}: relative error {err}'
-        for i in range(reps):
-            order = names[i % len(names):] + names[:i % len(names)]
-            for n in order:
-                c0, t0 = time.process_time(), time.perf_counter()
-                models[n](x)
-                wall[n].append(time.perf_counter() - t0)
-                cpu[n].append(time.process_time() - c0)
-    med = lambda d: {n: statistics.median(t) * 1e3 for n, t in d.items()}  # noqa: E731
-    return med(wall), med(cpu)
+    runs = {n: partial(m, x) for n, m in models.items()}
+    return tuple(interleaved(runs, 0, reps, clocks=(time.perf_counter, time.process_time)))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--batch', type=int, nargs='+', default=[1, 8])
-    parser.add_argument('--size', type=int, default=224)
-    parser.add_argument('--reps', type=int, default=15)
-    parser.add_argument('--warmup', type=int, default=3)
-    parser.add_argument('--threads', type=int, default=None, help='torch threads (default: torch default)')
+    add_timing_args(parser, reps=15, warmup=3, out_name='spconv_cpu.md')
     parser.add_argument('--arch', nargs='+', default=['spconv_resnet50'],
                         help='SPConv models to compare (e.g. spconv_resnet50 spconv_resnet50_a4)')
     parser.add_argument('--merge', nargs='+', default=['auto', 'pointwise', 'kxk'],
                         help="reparameterize(merge=...) modes to compare ('auto' is the default, = 'none')")
     parser.add_argument('--append', action='store_true', help='append to --out instead of overwriting it')
-    parser.add_argument('--out', default=str(Path(__file__).resolve().parents[1] / 'results' / 'spconv_cpu.md'))
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
 
     resnet50 = timm.create_model('resnet50').eval()
     models = {'resnet50 (timm)': resnet50}
@@ -107,7 +80,7 @@ def main():
     models['resnet50 (timm, BN folded)'] = torch.fx.experimental.optimization.fuse(resnet50)
     for arch in args.arch:
         models.update(build_models(arch, args.merge))
-    load_before = ' / '.join(f'{v:.1f}' for v in __import__('os').getloadavg())
+    load_before = load_average()
 
     results = {}
     for batch in args.batch:
@@ -115,21 +88,19 @@ def main():
         print(f'batch {batch}: ' + ', '.join(
             f'{n} {w:.1f} ms ({c:.1f} ms CPU)' for (n, w), c in zip(results[batch][0].items(),
                                                                    results[batch][1].values())), flush=True)
-    load_after = ' / '.join(f'{v:.1f}' for v in __import__('os').getloadavg())
+    load_after = load_average()
 
     lines = [
         '# SPConv-ResNet CPU latency',
         '',
     ] if not args.append else ['', '---', '']
     lines += [
-        f'Command: `python benchmarks/spconv_cpu.py {" ".join(__import__("sys").argv[1:])}`'.rstrip() + '  ',
-        f'CPU: {_cpu_name()}, {__import__("os").cpu_count()} logical cores, torch {torch.__version__}, '
+        f'Command: `python benchmarks/spconv_cpu.py {" ".join(sys.argv[1:])}`'.rstrip() + '  ',
+        f'CPU: {cpu_name()}, {os.cpu_count()} logical cores, torch {torch.__version__}, '
         f'timm {timm.__version__}, {torch.get_num_threads()} threads, input {args.size}x{args.size}, '
         f'median of {args.reps} interleaved repetitions after {args.warmup} warm-up runs, `torch.inference_mode()`, '
         'fp32, NCHW.  ',
-        f'Load average (1/5/15 min) before: {load_before}, after: {load_after}. The machine was shared with other '
-        'jobs while this ran, so absolute times are inflated and noisy; the ratios compare models measured side '
-        'by side in the same repetitions.',
+        f'Load average (1/5/15 min) before: {load_before}, after: {load_after}. {SHARED_MACHINE_NOTE}',
         '',
     ]
     for batch, (wall, cpu) in results.items():
@@ -154,12 +125,7 @@ def main():
         'into a dense 3x3 with gwc (stride-1 layers).',
         '',
     ]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    text = '\n'.join(lines)
-    if args.append and Path(args.out).exists():
-        text = Path(args.out).read_text() + text
-    Path(args.out).write_text(text)
-    print(f'wrote {args.out}')
+    write_markdown(args.out, lines, append=args.append)
 
 
 if __name__ == '__main__':

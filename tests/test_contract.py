@@ -247,6 +247,7 @@ def _fx_model(model):
 @pytest.mark.parametrize('name', REPRESENTATIVE_MODELS)
 def test_torch_compile(name, eval_models):
     model = eval_models(name)
+    torch._dynamo.reset()  # models sharing a forward would otherwise pile up recompiles in one process
     compiled = torch.compile(model, fullgraph=True, dynamic=True, backend='eager')
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():

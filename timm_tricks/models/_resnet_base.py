@@ -10,6 +10,9 @@ A shortcut factory is called for the first block of every stage whose nominal st
 changes, as `shortcut(in_chs, out_chs, stride=, stage_stride=, norm_layer=, device=, dtype=)` where `stride`
 is what the block really uses (1 in a stage de-strided for `output_stride`) and `stage_stride` the architecture's.
 It returns a module or None (identity).
+
+`Bottleneck` and `BasicBlock` are torchvision's post-activation blocks with hooks (`make_conv1/2`, `make_aa`,
+`make_width`) that a family overrides to change only its convs, keeping torchvision's module names.
 """
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 
@@ -48,6 +51,155 @@ def conv_shortcut(
         nn.Conv2d(in_chs, out_chs, 1, stride=stride, bias=False, device=device, dtype=dtype),
         norm_layer(out_chs, device=device, dtype=dtype),
     )
+
+
+class Bottleneck(nn.Module):
+    """Post-activation bottleneck in torchvision's layout: 1x1 -> `make_conv2` (strided) -> [`aa`] -> 1x1 (x4).
+
+    Families subclass it and override the hooks; the block keywords beyond the protocol (`stage_args`,
+    `block_args`) reach every hook as keywords. The default hooks give torchvision's Bottleneck.
+    """
+    expansion = 4
+
+    def __init__(
+            self,
+            in_chs: int,
+            planes: int,
+            stride: int = 1,
+            dilation: int = 1,
+            first_dilation: Optional[int] = None,
+            downsample: Optional[nn.Module] = None,
+            act_layer: Type[nn.Module] = nn.ReLU,
+            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
+            drop_path: Optional[nn.Module] = None,
+            device=None,
+            dtype=None,
+            **family_args,
+    ):
+        super().__init__()
+        dd = dict(device=device, dtype=dtype)
+        width = self.make_width(planes, **family_args)
+        out_chs = planes * self.expansion
+        self.conv1 = nn.Conv2d(in_chs, width, 1, bias=False, **dd)
+        self.bn1 = norm_layer(width, **dd)
+        self.act1 = create_act_layer(act_layer, inplace=True)
+        self.conv2 = self.make_conv2(
+            width, stride, dilation, first_dilation or dilation, norm_layer, **family_args, **dd)
+        self.bn2 = norm_layer(width, **dd)
+        self.act2 = create_act_layer(act_layer, inplace=True)
+        self.aa = self.make_aa(width, stride, **family_args, **dd)
+        self.conv3 = nn.Conv2d(width, out_chs, 1, bias=False, **dd)
+        self.bn3 = norm_layer(out_chs, **dd)
+        self.downsample = downsample
+        self.drop_path = drop_path if drop_path is not None else nn.Identity()
+        self.act3 = create_act_layer(act_layer, inplace=True)
+
+    def make_width(self, planes: int, **family_args) -> int:
+        """Channels of conv1 / conv2."""
+        return planes
+
+    def make_conv2(
+            self,
+            chs: int,
+            stride: int,
+            dilation: int,
+            first_dilation: int,
+            norm_layer: Type[nn.Module],
+            groups: int = 1,
+            device=None,
+            dtype=None,
+    ) -> nn.Module:
+        """The strided 3x3; the first block of a dilated stage keeps the previous dilation, as timm's ResNet."""
+        return nn.Conv2d(
+            chs, chs, 3, stride=stride, padding=first_dilation, dilation=first_dilation, groups=groups, bias=False,
+            device=device, dtype=dtype)
+
+    def make_aa(self, chs: int, stride: int, device=None, dtype=None, **family_args) -> Optional[nn.Module]:
+        """Anti-aliasing after act2; None registers no module (and no key)."""
+        return None
+
+    def zero_init_last(self) -> None:
+        if getattr(self.bn3, 'weight', None) is not None:
+            nn.init.zeros_(self.bn3.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        x = self.act1(self.bn1(self.conv1(x)))
+        x = self.act2(self.bn2(self.conv2(x)))
+        if self.aa is not None:
+            x = self.aa(x)
+        x = self.bn3(self.conv3(x))
+        return self.act3(self.drop_path(x) + shortcut)
+
+
+class BasicBlock(nn.Module):
+    """Post-activation basic block in torchvision's layout: `make_conv1` (strided) -> [`aa`] -> `make_conv2`.
+
+    Hooks as `Bottleneck`'s; the defaults give torchvision's BasicBlock.
+    """
+    expansion = 1
+
+    def __init__(
+            self,
+            in_chs: int,
+            planes: int,
+            stride: int = 1,
+            dilation: int = 1,
+            first_dilation: Optional[int] = None,
+            downsample: Optional[nn.Module] = None,
+            act_layer: Type[nn.Module] = nn.ReLU,
+            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
+            drop_path: Optional[nn.Module] = None,
+            device=None,
+            dtype=None,
+            **family_args,
+    ):
+        super().__init__()
+        dd = dict(device=device, dtype=dtype)
+        self.conv1 = self.make_conv1(
+            in_chs, planes, stride, dilation, first_dilation or dilation, norm_layer, **family_args, **dd)
+        self.bn1 = norm_layer(planes, **dd)
+        self.act1 = create_act_layer(act_layer, inplace=True)
+        self.aa = self.make_aa(planes, stride, **family_args, **dd)
+        self.conv2 = self.make_conv2(planes, dilation, norm_layer, **family_args, **dd)
+        self.bn2 = norm_layer(planes, **dd)
+        self.downsample = downsample
+        self.drop_path = drop_path if drop_path is not None else nn.Identity()
+        self.act2 = create_act_layer(act_layer, inplace=True)
+
+    def make_conv1(
+            self,
+            in_chs: int,
+            out_chs: int,
+            stride: int,
+            dilation: int,
+            first_dilation: int,
+            norm_layer: Type[nn.Module],
+            device=None,
+            dtype=None,
+    ) -> nn.Module:
+        return nn.Conv2d(
+            in_chs, out_chs, 3, stride=stride, padding=first_dilation, dilation=first_dilation, bias=False,
+            device=device, dtype=dtype)
+
+    def make_conv2(self, chs: int, dilation: int, norm_layer: Type[nn.Module], device=None, dtype=None) -> nn.Module:
+        return nn.Conv2d(chs, chs, 3, padding=dilation, dilation=dilation, bias=False, device=device, dtype=dtype)
+
+    def make_aa(self, chs: int, stride: int, device=None, dtype=None, **family_args) -> Optional[nn.Module]:
+        """Anti-aliasing after act1; None registers no module (and no key)."""
+        return None
+
+    def zero_init_last(self) -> None:
+        if getattr(self.bn2, 'weight', None) is not None:
+            nn.init.zeros_(self.bn2.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        x = self.act1(self.bn1(self.conv1(x)))
+        if self.aa is not None:
+            x = self.aa(x)
+        x = self.bn2(self.conv2(x))
+        return self.act2(self.drop_path(x) + shortcut)
 
 
 def make_stage_plan(

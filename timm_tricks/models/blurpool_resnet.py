@@ -30,16 +30,14 @@ from typing import Any, Dict, Optional, Sequence, Type
 import torch
 from torch import nn
 
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import create_act_layer
 from timm.models import generate_default_cfgs, register_model
 
 from ..errors import CheckpointMismatchError
 from ..layers import BlurPool2d
 from ..weights import released_cfg
-from ._builder import build_tricks_model
+from ._builder import build_tricks_model, imagenet_cfg
 from ._checkpoint import filter_checkpoint, strip_prefixes, unwrap_state_dict
-from ._resnet_base import TricksResNet
+from ._resnet_base import BasicBlock, Bottleneck, TricksResNet
 
 __all__ = ['BlurPoolResNet', 'BlurBottleneck', 'BlurBasicBlock', 'blur_max_pool_stem', 'blur_shortcut']
 
@@ -50,105 +48,51 @@ def _blur_or_identity(chs: int, filter_size: int, stride: int, device=None, dtyp
     return BlurPool2d(chs, filt_size=filter_size, stride=stride, device=device, dtype=dtype)
 
 
-class BlurBottleneck(nn.Module):
+class BlurBottleneck(Bottleneck):
     """torchvision's bottleneck (ResNeXt / Wide via `cardinality`, `base_width`) with the stride moved into a blur
     between the 3x3 conv's activation and `conv3`."""
-    expansion = 4
 
-    def __init__(
+    def make_width(self, planes: int, cardinality: int = 1, base_width: int = 64, **family_args) -> int:
+        return int(planes * (base_width / 64.)) * cardinality
+
+    def make_conv2(
             self,
-            in_chs: int,
-            planes: int,
-            stride: int = 1,
-            dilation: int = 1,
-            first_dilation: Optional[int] = None,
-            downsample: Optional[nn.Module] = None,
-            act_layer: Type[nn.Module] = nn.ReLU,
-            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
-            drop_path: Optional[nn.Module] = None,
+            chs: int,
+            stride: int,
+            dilation: int,
+            first_dilation: int,
+            norm_layer: Type[nn.Module],
             filter_size: int = 4,
             cardinality: int = 1,
             base_width: int = 64,
             device=None,
             dtype=None,
-    ):
-        super().__init__()
-        dd = dict(device=device, dtype=dtype)
-        width = int(planes * (base_width / 64.)) * cardinality
-        out_chs = planes * self.expansion
-        first_dilation = first_dilation or dilation
-        self.conv1 = nn.Conv2d(in_chs, width, 1, bias=False, **dd)
-        self.bn1 = norm_layer(width, **dd)
-        self.act1 = create_act_layer(act_layer, inplace=True)
-        self.conv2 = nn.Conv2d(
-            width, width, 3, padding=first_dilation, dilation=first_dilation, groups=cardinality, bias=False, **dd)
-        self.bn2 = norm_layer(width, **dd)
-        self.act2 = create_act_layer(act_layer, inplace=True)
-        self.aa = _blur_or_identity(width, filter_size, stride, **dd)
-        self.conv3 = nn.Conv2d(width, out_chs, 1, bias=False, **dd)
-        self.bn3 = norm_layer(out_chs, **dd)
-        self.downsample = downsample
-        self.drop_path = drop_path if drop_path is not None else nn.Identity()
-        self.act3 = create_act_layer(act_layer, inplace=True)
+    ) -> nn.Module:
+        # the stride goes to `aa`
+        return super().make_conv2(
+            chs, 1, dilation, first_dilation, norm_layer, groups=cardinality, device=device, dtype=dtype)
 
-    def zero_init_last(self) -> None:
-        if getattr(self.bn3, 'weight', None) is not None:
-            nn.init.zeros_(self.bn3.weight)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        x = self.act1(self.bn1(self.conv1(x)))
-        x = self.act2(self.bn2(self.conv2(x)))
-        x = self.bn3(self.conv3(self.aa(x)))
-        return self.act3(self.drop_path(x) + shortcut)
+    def make_aa(self, chs: int, stride: int, filter_size: int = 4, device=None, dtype=None, **family_args) -> nn.Module:
+        return _blur_or_identity(chs, filter_size, stride, device=device, dtype=dtype)
 
 
-class BlurBasicBlock(nn.Module):
+class BlurBasicBlock(BasicBlock):
     """torchvision's basic block with the stride moved into a blur between `conv1`'s activation and `conv2`."""
-    expansion = 1
 
-    def __init__(
-            self,
-            in_chs: int,
-            planes: int,
-            stride: int = 1,
-            dilation: int = 1,
-            first_dilation: Optional[int] = None,
-            downsample: Optional[nn.Module] = None,
-            act_layer: Type[nn.Module] = nn.ReLU,
-            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
-            drop_path: Optional[nn.Module] = None,
-            filter_size: int = 4,
-            cardinality: int = 1,
-            base_width: int = 64,
-            device=None,
-            dtype=None,
-    ):
-        super().__init__()
+    def __init__(self, in_chs: int, planes: int, cardinality: int = 1, base_width: int = 64, **kwargs):
         if cardinality != 1 or base_width != 64:
             raise ValueError('BlurBasicBlock supports only cardinality=1 and base_width=64 (as torchvision)')
-        dd = dict(device=device, dtype=dtype)
-        first_dilation = first_dilation or dilation
-        self.conv1 = nn.Conv2d(
-            in_chs, planes, 3, padding=first_dilation, dilation=first_dilation, bias=False, **dd)
-        self.bn1 = norm_layer(planes, **dd)
-        self.act1 = create_act_layer(act_layer, inplace=True)
-        self.aa = _blur_or_identity(planes, filter_size, stride, **dd)
-        self.conv2 = nn.Conv2d(planes, planes, 3, padding=dilation, dilation=dilation, bias=False, **dd)
-        self.bn2 = norm_layer(planes, **dd)
-        self.downsample = downsample
-        self.drop_path = drop_path if drop_path is not None else nn.Identity()
-        self.act2 = create_act_layer(act_layer, inplace=True)
+        super().__init__(in_chs, planes, **kwargs)
 
-    def zero_init_last(self) -> None:
-        if getattr(self.bn2, 'weight', None) is not None:
-            nn.init.zeros_(self.bn2.weight)
+    def make_conv1(self, in_chs: int, out_chs: int, stride: int, *args, filter_size: int = 4, **kwargs) -> nn.Module:
+        # the stride goes to `aa`
+        return super().make_conv1(in_chs, out_chs, 1, *args, **kwargs)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        x = self.act1(self.bn1(self.conv1(x)))
-        x = self.bn2(self.conv2(self.aa(x)))
-        return self.act2(self.drop_path(x) + shortcut)
+    def make_conv2(self, *args, filter_size: int = 4, **kwargs) -> nn.Module:
+        return super().make_conv2(*args, **kwargs)
+
+    def make_aa(self, chs: int, stride: int, filter_size: int = 4, device=None, dtype=None) -> nn.Module:
+        return _blur_or_identity(chs, filter_size, stride, device=device, dtype=dtype)
 
 
 def blur_max_pool_stem(chs: int, filter_size: int = 4, device=None, dtype=None) -> nn.Module:
@@ -247,16 +191,8 @@ def _create_blurpool_resnet(variant: str, pretrained: bool = False, **kwargs) ->
         BlurPoolResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
 
 
-def _cfg(**kwargs) -> Dict[str, Any]:
-    return {
-        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
-        'crop_pct': 0.875, 'interpolation': 'bilinear', 'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
-        'first_conv': 'conv1', 'classifier': 'fc', **kwargs,
-    }
-
-
 def _released(name: str) -> Dict[str, Any]:
-    return released_cfg(name, set_url=True, **_cfg())
+    return released_cfg(name, set_url=True, **imagenet_cfg())
 
 
 # first tag of an arch = its default: the fine-tuned lpf4 file where it exists (as the authors' `pretrained=True`)

@@ -25,13 +25,13 @@ uses ceil_mode, which is identical to the original at even stem sizes, where the
 strided conv branch at odd ones, where the original fails). The transitions' 2x2 average pools use ceil_mode
 too: identical at even sizes, and at odd sizes the last row is kept, so every feature map is ceil(H / reduction).
 """
+from functools import partial
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, create_act_layer, create_classifier, get_act_layer, get_norm_layer
 from timm.layers.helpers import get_device_dtype
 from timm.models import generate_default_cfgs, register_model
@@ -39,7 +39,7 @@ from timm.models._features import feature_take_indices
 from timm.models._manipulate import MATCH_PREV_GROUP
 
 from ..layers import CrossStagePartial, partial_split
-from ._builder import build_tricks_model
+from ._builder import build_tricks_model, imagenet_cfg
 from ._checkpoint import filter_checkpoint
 from ._resnet_base import LayerType, make_stage_plan
 
@@ -514,18 +514,15 @@ def _create_csp_densenet(variant: str, pretrained: bool = False, **kwargs) -> Cs
         CspDenseNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
 
 
-def _cfg(**kwargs) -> Dict[str, Any]:
-    return {
-        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
-        'crop_pct': 0.875, 'interpolation': 'bilinear', 'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
-        'first_conv': 'stem.conv', 'classifier': 'fc',
-        'origin_url': 'https://github.com/WongKinYiu/CrossStagePartialNetworks',
-        'paper_ids': 'arXiv:1911.11929',
-        'paper_name': 'CSPNet: A New Backbone that can Enhance Learning Capability of CNN',
-        'license': 'mit',
-        'notes': ('Reconstruction from the paper text; the authors released no code, cfg or weights for it.',),
-        **kwargs,
-    }
+_cfg = partial(
+    imagenet_cfg,
+    first_conv='stem.conv',
+    origin_url='https://github.com/WongKinYiu/CrossStagePartialNetworks',
+    paper_ids='arXiv:1911.11929',
+    paper_name='CSPNet: A New Backbone that can Enhance Learning Capability of CNN',
+    license='mit',
+    notes=('Reconstruction from the paper text; the authors released no code, cfg or weights for it.',),
+)
 
 
 default_cfgs = generate_default_cfgs({

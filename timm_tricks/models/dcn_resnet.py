@@ -28,74 +28,40 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Type
 import torch
 from torch import nn
 
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import create_act_layer
 from timm.models import generate_default_cfgs, register_model
 
 from ..errors import CheckpointMismatchError
 from ..layers import ModulatedDeformConv2d
 from ..weights import released_cfg
-from ._builder import build_tricks_model
+from ._builder import build_tricks_model, imagenet_cfg
 from ._checkpoint import filter_checkpoint, strip_prefixes, unwrap_state_dict
-from ._resnet_base import STAGE_NAMES, TricksResNet
+from ._resnet_base import STAGE_NAMES, Bottleneck, TricksResNet
 
 __all__ = ['DCNResNet', 'DCNBottleneck', 'checkpoint_filter_fn']
 
 DEFAULT_DCN_STAGES = (2, 3, 4)  # layer2-layer4 = c3-c5
 
 
-class DCNBottleneck(nn.Module):
+class DCNBottleneck(Bottleneck):
     """torchvision Bottleneck (1x1 -> strided 3x3 -> 1x1 x4); the 3x3 is a DCNv2 conv where `use_dcn`."""
-    expansion = 4
 
-    def __init__(
+    def make_conv2(
             self,
-            in_chs: int,
-            planes: int,
-            stride: int = 1,
-            dilation: int = 1,
-            first_dilation: Optional[int] = None,
-            downsample: Optional[nn.Module] = None,
-            act_layer: Type[nn.Module] = nn.ReLU,
-            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
-            drop_path: Optional[nn.Module] = None,
+            chs: int,
+            stride: int,
+            dilation: int,
+            first_dilation: int,
+            norm_layer: Type[nn.Module],
             use_dcn: bool = False,
             deform_groups: int = 1,
             device=None,
             dtype=None,
-    ):
-        super().__init__()
-        dd = dict(device=device, dtype=dtype)
-        first_dilation = first_dilation or dilation
-        out_chs = planes * self.expansion
-        self.conv1 = nn.Conv2d(in_chs, planes, 1, bias=False, **dd)
-        self.bn1 = norm_layer(planes, **dd)
-        self.act1 = create_act_layer(act_layer, inplace=True)
-        if use_dcn:
-            self.conv2 = ModulatedDeformConv2d(
-                planes, planes, 3, stride=stride, padding=first_dilation, dilation=first_dilation,
-                deform_groups=deform_groups, **dd)
-        else:
-            self.conv2 = nn.Conv2d(
-                planes, planes, 3, stride=stride, padding=first_dilation, dilation=first_dilation, bias=False, **dd)
-        self.bn2 = norm_layer(planes, **dd)
-        self.act2 = create_act_layer(act_layer, inplace=True)
-        self.conv3 = nn.Conv2d(planes, out_chs, 1, bias=False, **dd)
-        self.bn3 = norm_layer(out_chs, **dd)
-        self.downsample = downsample
-        self.drop_path = drop_path if drop_path is not None else nn.Identity()
-        self.act3 = create_act_layer(act_layer, inplace=True)
-
-    def zero_init_last(self) -> None:
-        if getattr(self.bn3, 'weight', None) is not None:
-            nn.init.zeros_(self.bn3.weight)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        x = self.act1(self.bn1(self.conv1(x)))
-        x = self.act2(self.bn2(self.conv2(x)))
-        x = self.bn3(self.conv3(x))
-        return self.act3(self.drop_path(x) + shortcut)
+    ) -> nn.Module:
+        if not use_dcn:
+            return super().make_conv2(chs, stride, dilation, first_dilation, norm_layer, device=device, dtype=dtype)
+        return ModulatedDeformConv2d(
+            chs, chs, 3, stride=stride, padding=first_dilation, dilation=first_dilation,
+            deform_groups=deform_groups, device=device, dtype=dtype)
 
 
 class DCNResNet(TricksResNet):
@@ -194,19 +160,10 @@ def _create_dcn_resnet(
         DCNResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **dict(model_args, **kwargs))
 
 
-def _cfg(**kwargs) -> Dict[str, Any]:
-    return {
-        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
-        'crop_pct': 0.875, 'interpolation': 'bilinear', 'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
-        'first_conv': 'conv1', 'classifier': 'fc',
-        **kwargs,
-    }
-
-
 def _released(name: str, **kwargs) -> Dict[str, Any]:
     """`released_cfg` with the original download as `url` (used only without a Hub source); these tags have no
     reported ImageNet top-1 of their own, so the cfg notes are the manifest entry's."""
-    return released_cfg(name, set_url=True, **_cfg(**kwargs))
+    return released_cfg(name, set_url=True, **imagenet_cfg(**kwargs))
 
 
 default_cfgs = generate_default_cfgs({

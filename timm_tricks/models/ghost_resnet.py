@@ -25,14 +25,13 @@ from typing import Any, Dict, Optional, Type
 import torch
 from torch import nn
 
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import create_act_layer
 from timm.models import generate_default_cfgs, register_model
 
 from .._registry import REFERENCE_MODELS, REFERENCE_TOP1
 from ..errors import CheckpointMismatchError, NoPretrainedWeightsError
 from ..layers import GhostModule
-from ._builder import build_tricks_model
+from ._builder import build_tricks_model, imagenet_cfg
 from ._checkpoint import filter_checkpoint, unwrap_state_dict
 from ._resnet_base import TricksResNet
 
@@ -130,16 +129,12 @@ def _create_ghost_resnet(variant: str, pretrained: bool = False, **kwargs) -> Tr
             '(huawei-noah/Efficient-AI-Backbones issue #159).') from None
 
 
-def _cfg(**kwargs) -> Dict[str, Any]:
-    return {
-        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
-        'crop_pct': 0.875, 'interpolation': 'bilinear', 'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
-        'first_conv': 'conv1', 'classifier': 'fc',
-        'origin_url': 'https://github.com/huawei-noah/Efficient-AI-Backbones', 'license': 'apache-2.0',
-        'paper_ids': 'arXiv:1911.11907', 'paper_name': 'GhostNet: More Features from Cheap Operations',
-        'notes': ('No released weights: the authors declined to publish Ghost-ResNet-50 weights (issue #159).',),
-        **kwargs,
-    }
+_cfg = partial(
+    imagenet_cfg,
+    origin_url='https://github.com/huawei-noah/Efficient-AI-Backbones', license='apache-2.0',
+    paper_ids='arXiv:1911.11907', paper_name='GhostNet: More Features from Cheap Operations',
+    notes=('No released weights: the authors declined to publish Ghost-ResNet-50 weights (issue #159).',),
+)
 
 
 default_cfgs = generate_default_cfgs({

@@ -20,20 +20,20 @@ A stage that ends in a (high, low) pair (layers 1-3) is reported as concat(high,
 channel of the representation is dropped. Taps use `forward_intermediates` (`feature_cls='getter'`): stage
 modules return pairs, so module-hook extraction cannot work and asking for it raises.
 """
+from functools import partial
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import create_act_layer, get_act_layer, get_norm_layer
 from timm.models import generate_default_cfgs, register_model
 from timm.models._features import FeatureGetterNet, feature_take_indices
 
 from ..layers.octconv import OctaveConvNormAct, OctaveDropPath, merge_octave
 from ..weights import released_cfg
-from ._builder import build_tricks_model
+from ._builder import build_tricks_model, imagenet_cfg
 from ._checkpoint import filter_checkpoint
 from ._resnet_base import STAGE_NAMES, LayerType, ResNetContractMixin, make_stage_plan, max_pool_stem
 
@@ -275,16 +275,13 @@ def _create_oct_resnet(variant: str, pretrained: bool = False, **kwargs) -> OctR
         feature_cfg=dict(feature_cls='getter'), **kwargs)
 
 
-def _cfg(**kwargs) -> Dict[str, Any]:
-    return {
-        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
-        'crop_pct': 0.875, 'interpolation': 'bilinear', 'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
-        'first_conv': 'conv1', 'classifier': 'fc', 'origin_url': 'https://github.com/d-li14/octconv.pytorch',
-        'paper_ids': 'arXiv:1904.05049',
-        'paper_name': 'Drop an Octave: Reducing Spatial Redundancy in Convolutional Neural Networks with '
-                      'Octave Convolution',
-        **kwargs,
-    }
+_cfg = partial(
+    imagenet_cfg,
+    origin_url='https://github.com/d-li14/octconv.pytorch',
+    paper_ids='arXiv:1904.05049',
+    paper_name='Drop an Octave: Reducing Spatial Redundancy in Convolutional Neural Networks with '
+               'Octave Convolution',
+)
 
 
 default_cfgs = generate_default_cfgs({

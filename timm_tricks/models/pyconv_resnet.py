@@ -14,20 +14,18 @@ strided layer gives ceil(n / 2).
 `zero_init_residual`) and `bn2` of the basic block (upstream leaves that one at 1).
 """
 from functools import partial
-from typing import Any, Dict, Optional, Sequence, Type
+from typing import Any, Dict, Sequence, Type
 
 import torch
 from torch import nn
 
-from timm.layers import create_act_layer
 from timm.models import generate_default_cfgs, register_model
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from ..layers import create_pyconv
 from ..weights import released_cfg
-from ._builder import build_tricks_model
+from ._builder import build_tricks_model, imagenet_cfg
 from ._checkpoint import filter_checkpoint
-from ._resnet_base import TricksResNet
+from ._resnet_base import BasicBlock, Bottleneck, TricksResNet
 
 __all__ = ['PyConvBottleneck', 'PyConvHGBottleneck', 'PyConvBasicBlock']
 
@@ -46,54 +44,25 @@ PYRAMID_HG = (
 )
 
 
-class PyConvBottleneck(nn.Module):
+class PyConvBottleneck(Bottleneck):
     """1x1 -> strided PyConv -> 1x1 (x4), post-activation."""
-    expansion = 4
 
-    def __init__(
+    def make_conv2(
             self,
-            in_chs: int,
-            planes: int,
+            chs: int,
+            stride: int,
+            dilation: int,
+            first_dilation: int,
+            norm_layer: Type[nn.Module],
             kernel_sizes: Sequence[int],
             groups: Sequence[int],
             out_fractions: Sequence[float],
-            stride: int = 1,
-            dilation: int = 1,
-            first_dilation: Optional[int] = None,
-            downsample: Optional[nn.Module] = None,
-            act_layer: Type[nn.Module] = nn.ReLU,
-            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
-            drop_path: Optional[nn.Module] = None,
             device=None,
             dtype=None,
-    ):
-        super().__init__()
-        dd = dict(device=device, dtype=dtype)
-        out_chs = planes * self.expansion
-        self.conv1 = nn.Conv2d(in_chs, planes, 1, bias=False, **dd)
-        self.bn1 = norm_layer(planes, **dd)
-        self.act1 = create_act_layer(act_layer, inplace=True)
+    ) -> nn.Module:
         # every block of a dilated stage uses the stage's dilation, as in the authors' segmentation code
-        self.conv2 = create_pyconv(
-            planes, planes, kernel_sizes, groups, out_fractions, stride=stride, dilation=dilation, **dd)
-        self.bn2 = norm_layer(planes, **dd)
-        self.act2 = create_act_layer(act_layer, inplace=True)
-        self.conv3 = nn.Conv2d(planes, out_chs, 1, bias=False, **dd)
-        self.bn3 = norm_layer(out_chs, **dd)
-        self.downsample = downsample
-        self.drop_path = drop_path if drop_path is not None else nn.Identity()
-        self.act3 = create_act_layer(act_layer, inplace=True)
-
-    def zero_init_last(self) -> None:
-        if getattr(self.bn3, 'weight', None) is not None:
-            nn.init.zeros_(self.bn3.weight)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        x = self.act1(self.bn1(self.conv1(x)))
-        x = self.act2(self.bn2(self.conv2(x)))
-        x = self.bn3(self.conv3(x))
-        return self.act3(self.drop_path(x) + shortcut)
+        return create_pyconv(
+            chs, chs, kernel_sizes, groups, out_fractions, stride=stride, dilation=dilation, device=device, dtype=dtype)
 
 
 class PyConvHGBottleneck(PyConvBottleneck):
@@ -101,48 +70,31 @@ class PyConvHGBottleneck(PyConvBottleneck):
     expansion = 2
 
 
-class PyConvBasicBlock(nn.Module):
+class PyConvBasicBlock(BasicBlock):
     """The authors' `PyConvBasicBlock2`: strided PyConv -> 1x1 (the opposite of a normal BasicBlock)."""
-    expansion = 1
 
-    def __init__(
+    def make_conv1(
             self,
             in_chs: int,
-            planes: int,
+            out_chs: int,
+            stride: int,
+            dilation: int,
+            first_dilation: int,
+            norm_layer: Type[nn.Module],
             kernel_sizes: Sequence[int],
             groups: Sequence[int],
             out_fractions: Sequence[float],
-            stride: int = 1,
-            dilation: int = 1,
-            first_dilation: Optional[int] = None,
-            downsample: Optional[nn.Module] = None,
-            act_layer: Type[nn.Module] = nn.ReLU,
-            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
-            drop_path: Optional[nn.Module] = None,
             device=None,
             dtype=None,
-    ):
-        super().__init__()
-        dd = dict(device=device, dtype=dtype)
-        self.conv1 = create_pyconv(
-            in_chs, planes, kernel_sizes, groups, out_fractions, stride=stride, dilation=dilation, **dd)
-        self.bn1 = norm_layer(planes, **dd)
-        self.act1 = create_act_layer(act_layer, inplace=True)
-        self.conv2 = nn.Conv2d(planes, planes, 1, bias=False, **dd)
-        self.bn2 = norm_layer(planes, **dd)
-        self.downsample = downsample
-        self.drop_path = drop_path if drop_path is not None else nn.Identity()
-        self.act2 = create_act_layer(act_layer, inplace=True)
+    ) -> nn.Module:
+        return create_pyconv(
+            in_chs, out_chs, kernel_sizes, groups, out_fractions, stride=stride, dilation=dilation,
+            device=device, dtype=dtype)
 
-    def zero_init_last(self) -> None:
-        if getattr(self.bn2, 'weight', None) is not None:
-            nn.init.zeros_(self.bn2.weight)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        x = self.act1(self.bn1(self.conv1(x)))
-        x = self.bn2(self.conv2(x))
-        return self.act2(self.drop_path(x) + shortcut)
+    def make_conv2(
+            self, chs: int, dilation: int, norm_layer: Type[nn.Module], device=None, dtype=None, **pyramid,
+    ) -> nn.Module:
+        return nn.Conv2d(chs, chs, 1, bias=False, device=device, dtype=dtype)
 
 
 def pool_conv_shortcut(
@@ -179,15 +131,12 @@ def _create_pyconv_resnet(variant: str, pretrained: bool = False, **kwargs) -> T
         TricksResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
 
 
-def _cfg(**kwargs) -> Dict[str, Any]:
-    return {
-        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
-        'crop_pct': 0.875, 'interpolation': 'bilinear', 'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
-        'first_conv': 'conv1', 'classifier': 'fc', 'origin_url': 'https://github.com/iduta/pyconv',
-        'paper_ids': 'arXiv:2006.11538',
-        'paper_name': 'Pyramidal Convolution: Rethinking Convolutional Neural Networks for Visual Recognition',
-        **kwargs,
-    }
+_cfg = partial(
+    imagenet_cfg,
+    origin_url='https://github.com/iduta/pyconv',
+    paper_ids='arXiv:2006.11538',
+    paper_name='Pyramidal Convolution: Rethinking Convolutional Neural Networks for Visual Recognition',
+)
 
 
 default_cfgs = generate_default_cfgs({

@@ -12,21 +12,20 @@ FX work, `output_stride` 16/8 de-strides the last stage(s) and dilates their SPC
 `zero_init_last` zeroes the last BN of the residual branch (`bn3` / the basic block's `bn2`), as timm's ResNet;
 the authors' default `zero_init_residual=False` is `zero_init_last=False`.
 """
+from functools import partial
 from typing import Any, Dict, Optional, Type
 
 import torch
 from torch import nn
 
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import create_act_layer
 from timm.models import generate_default_cfgs, register_model
 from timm.models._manipulate import reparameterize_model
 
 from ..layers import SPConv2d, fold_conv_norm
 from ..weights import released_cfg
-from ._builder import build_tricks_model
+from ._builder import build_tricks_model, imagenet_cfg
 from ._checkpoint import filter_checkpoint
-from ._resnet_base import TricksResNet
+from ._resnet_base import BasicBlock, Bottleneck, TricksResNet
 
 __all__ = ['SPConvResNet', 'SPConvBottleneck', 'SPConvBasicBlock']
 
@@ -38,45 +37,23 @@ def _fold_shortcut(downsample: Optional[nn.Module]) -> Optional[nn.Module]:
     return downsample
 
 
-class SPConvBottleneck(nn.Module):
+class SPConvBottleneck(Bottleneck):
     """1x1 -> SPConv (strided, ratio alpha) -> BN -> 1x1 (x4), post-activation, torchvision layout."""
-    expansion = 4
 
-    def __init__(
+    def make_conv2(
             self,
-            in_chs: int,
-            planes: int,
-            stride: int = 1,
-            dilation: int = 1,
-            first_dilation: Optional[int] = None,
-            downsample: Optional[nn.Module] = None,
-            act_layer: Type[nn.Module] = nn.ReLU,
-            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
-            drop_path: Optional[nn.Module] = None,
+            chs: int,
+            stride: int,
+            dilation: int,
+            first_dilation: int,
+            norm_layer: Type[nn.Module],
             ratio: float = 0.5,
             device=None,
             dtype=None,
-    ):
-        super().__init__()
-        dd = dict(device=device, dtype=dtype)
-        out_chs = planes * self.expansion
-        self.conv1 = nn.Conv2d(in_chs, planes, 1, bias=False, **dd)
-        self.bn1 = norm_layer(planes, **dd)
-        self.act1 = create_act_layer(act_layer, inplace=True)
-        self.conv2 = SPConv2d(
-            planes, planes, stride=stride, dilation=first_dilation or dilation, ratio=ratio, norm_layer=norm_layer,
-            **dd)
-        self.bn2 = norm_layer(planes, **dd)
-        self.act2 = create_act_layer(act_layer, inplace=True)
-        self.conv3 = nn.Conv2d(planes, out_chs, 1, bias=False, **dd)
-        self.bn3 = norm_layer(out_chs, **dd)
-        self.downsample = downsample
-        self.drop_path = drop_path if drop_path is not None else nn.Identity()
-        self.act3 = create_act_layer(act_layer, inplace=True)
-
-    def zero_init_last(self) -> None:
-        if getattr(self.bn3, 'weight', None) is not None:
-            nn.init.zeros_(self.bn3.weight)
+    ) -> nn.Module:
+        return SPConv2d(
+            chs, chs, stride=stride, dilation=first_dilation, ratio=ratio, norm_layer=norm_layer,
+            device=device, dtype=dtype)
 
     @torch.no_grad()
     def reparameterize(self, merge: str = 'auto') -> None:
@@ -88,49 +65,30 @@ class SPConvBottleneck(nn.Module):
         self.conv3, self.bn3 = fold_conv_norm(self.conv3, self.bn3), nn.Identity()
         self.downsample = _fold_shortcut(self.downsample)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        x = self.act1(self.bn1(self.conv1(x)))
-        x = self.act2(self.bn2(self.conv2(x)))
-        x = self.bn3(self.conv3(x))
-        return self.act3(self.drop_path(x) + shortcut)
 
-
-class SPConvBasicBlock(nn.Module):
+class SPConvBasicBlock(BasicBlock):
     """SPConv (strided) -> BN -> act -> SPConv -> BN, post-activation (the authors' fixed BasicBlock)."""
-    expansion = 1
 
-    def __init__(
+    def make_conv1(
             self,
             in_chs: int,
-            planes: int,
-            stride: int = 1,
-            dilation: int = 1,
-            first_dilation: Optional[int] = None,
-            downsample: Optional[nn.Module] = None,
-            act_layer: Type[nn.Module] = nn.ReLU,
-            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
-            drop_path: Optional[nn.Module] = None,
+            out_chs: int,
+            stride: int,
+            dilation: int,
+            first_dilation: int,
+            norm_layer: Type[nn.Module],
             ratio: float = 0.5,
             device=None,
             dtype=None,
-    ):
-        super().__init__()
-        dd = dict(device=device, dtype=dtype)
-        self.conv1 = SPConv2d(
-            in_chs, planes, stride=stride, dilation=first_dilation or dilation, ratio=ratio, norm_layer=norm_layer,
-            **dd)
-        self.bn1 = norm_layer(planes, **dd)
-        self.act1 = create_act_layer(act_layer, inplace=True)
-        self.conv2 = SPConv2d(planes, planes, dilation=dilation, ratio=ratio, norm_layer=norm_layer, **dd)
-        self.bn2 = norm_layer(planes, **dd)
-        self.downsample = downsample
-        self.drop_path = drop_path if drop_path is not None else nn.Identity()
-        self.act2 = create_act_layer(act_layer, inplace=True)
+    ) -> nn.Module:
+        return SPConv2d(
+            in_chs, out_chs, stride=stride, dilation=first_dilation, ratio=ratio, norm_layer=norm_layer,
+            device=device, dtype=dtype)
 
-    def zero_init_last(self) -> None:
-        if getattr(self.bn2, 'weight', None) is not None:
-            nn.init.zeros_(self.bn2.weight)
+    def make_conv2(
+            self, chs: int, dilation: int, norm_layer: Type[nn.Module], ratio: float = 0.5, device=None, dtype=None,
+    ) -> nn.Module:
+        return SPConv2d(chs, chs, dilation=dilation, ratio=ratio, norm_layer=norm_layer, device=device, dtype=dtype)
 
     @torch.no_grad()
     def reparameterize(self, merge: str = 'auto') -> None:
@@ -140,12 +98,6 @@ class SPConvBasicBlock(nn.Module):
         self.conv1, self.bn1 = self.conv1.fuse(self.bn1, merge=merge), nn.Identity()
         self.conv2, self.bn2 = self.conv2.fuse(self.bn2, merge=merge), nn.Identity()
         self.downsample = _fold_shortcut(self.downsample)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        x = self.act1(self.bn1(self.conv1(x)))
-        x = self.bn2(self.conv2(x))
-        return self.act2(self.drop_path(x) + shortcut)
 
 
 class SPConvResNet(TricksResNet):
@@ -196,15 +148,12 @@ def _create_spconv_resnet(
         SPConvResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
 
 
-def _cfg(**kwargs) -> Dict[str, Any]:
-    return {
-        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
-        'crop_pct': 0.875, 'interpolation': 'bilinear', 'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
-        'first_conv': 'conv1', 'classifier': 'fc', 'origin_url': 'https://github.com/qiulinzhang/SPConv.pytorch',
-        'paper_ids': 'arXiv:2006.12085',
-        'paper_name': 'Split to Be Slim: An Overlooked Redundancy in Vanilla Convolution',
-        **kwargs,
-    }
+_cfg = partial(
+    imagenet_cfg,
+    origin_url='https://github.com/qiulinzhang/SPConv.pytorch',
+    paper_ids='arXiv:2006.12085',
+    paper_name='Split to Be Slim: An Overlooked Redundancy in Vanilla Convolution',
+)
 
 
 default_cfgs = generate_default_cfgs({

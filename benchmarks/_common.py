@@ -1,0 +1,95 @@
+"""Helpers shared by the CPU benchmark scripts (imported as `_common` from the scripts' own directory).
+
+Importing it puts the repository root on `sys.path`, so the scripts run from a checkout without installing.
+"""
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Sequence
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SHARED_MACHINE_NOTE = (
+    'The machine was shared with other jobs while this ran, so absolute times are inflated and noisy; the ratios '
+    'compare models measured side by side in the same repetitions.')
+
+
+def cpu_name() -> str:
+    """The CPU model as lscpu names it (platform's guess where lscpu is missing)."""
+    try:
+        out = subprocess.run(['lscpu'], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            if line.startswith('Model name:'):
+                return line.split(':', 1)[1].strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return platform.processor() or 'unknown'
+
+
+def load_average() -> str:
+    return ' / '.join(f'{v:.1f}' for v in os.getloadavg())
+
+
+def add_timing_args(parser: argparse.ArgumentParser, reps: int, warmup: int, out_name: str) -> None:
+    """--batch, --size, --reps, --warmup, --threads and --out (default results/<out_name>)."""
+    parser.add_argument('--batch', type=int, nargs='+', default=[1, 8])
+    parser.add_argument('--size', type=int, default=224)
+    parser.add_argument('--reps', type=int, default=reps)
+    parser.add_argument('--warmup', type=int, default=warmup)
+    parser.add_argument('--threads', type=int, default=None, help='torch threads (default: torch default)')
+    parser.add_argument('--out', default=str(ROOT / 'results' / out_name))
+
+
+def set_threads(threads: Any) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def interleaved(
+        runs: Dict[str, Callable[[], Any]],
+        warmup: int,
+        reps: int,
+        clocks: Sequence[Callable[[], float]] = (time.perf_counter,),
+) -> List[Dict[str, float]]:
+    """Median ms of each run per clock; each repetition runs all once in a rotating order (A, B, C; B, C, A; ...),
+    after `warmup` runs of each, under `torch.inference_mode()`."""
+    names = list(runs)
+    times = [{n: [] for n in names} for _ in clocks]
+    with torch.inference_mode():
+        for n in names:
+            for _ in range(warmup):
+                runs[n]()
+        for i in range(reps):
+            for n in names[i % len(names):] + names[:i % len(names)]:
+                starts = [clock() for clock in clocks]
+                runs[n]()
+                for clock, start, store in zip(clocks, starts, times):
+                    store[n].append(clock() - start)
+    return [{n: statistics.median(t) * 1e3 for n, t in store.items()} for store in times]
+
+
+def time_models(models: Dict[str, torch.nn.Module], batch: int, size: int, warmup: int, reps: int) -> Dict[str, float]:
+    """`interleaved` wall-clock medians (ms) of each model on one random batch."""
+    x = torch.randn(batch, 3, size, size)
+    return interleaved({n: partial(m, x) for n, m in models.items()}, warmup, reps)[0]
+
+
+def write_markdown(out: str, lines: List[str], append: bool = False) -> None:
+    """Write (or append) the markdown lines to `out`, creating its folder."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = '\n'.join(lines)
+    if append and path.exists():
+        text = path.read_text() + text
+    path.write_text(text)
+    print(f'wrote {out}')
