@@ -6,7 +6,6 @@ numbers (tests/spec_figures.py, the paper's 2.83 M / 0.888 BFLOPs) and plain fun
 topology (§3) written here on `torch.nn.functional`, never our classes.
 """
 import math
-from collections import OrderedDict
 
 import pytest
 import torch

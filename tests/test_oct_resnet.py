@@ -490,3 +490,11 @@ def test_output_stride_dilates_every_3x3_path(os_, dilations):
         feats = model.forward_intermediates(torch.randn(1, 3, 67, 45), intermediates_only=True)
     reductions = [2, 4, 8, 16, 16] if os_ == 16 else [2, 4, 8, 8, 8]
     assert [tuple(f.shape[-2:]) for f in feats] == [(math.ceil(67 / r), math.ceil(45 / r)) for r in reductions]
+
+
+def test_alpha_is_accepted_under_the_papers_name():
+    with torch.device('meta'):
+        model = timm.create_model('oct_resnet26', alpha=0.25)
+    assert model.oct_alpha == 0.25
+    with pytest.raises(ValueError, match='disagree'):
+        timm.create_model('oct_resnet26', alpha=0.25, oct_alpha=0.5, device='meta')

@@ -221,7 +221,43 @@ def make_stage_plan(
     return plan
 
 
-class ResNetContractMixin:
+class ClassifierHeadMixin:
+    """timm's classifier-head contract: `global_pool` + `fc` from `create_classifier`, optional dropout.
+
+    Expects `num_features`, `drop_rate`; sets `num_classes`, `head_hidden_size`.
+    """
+
+    def _init_head(self, num_features: int, num_classes: int, global_pool: str, device=None, dtype=None) -> None:
+        self.num_features = self.head_hidden_size = num_features
+        self.global_pool, self.fc = create_classifier(
+            self.num_features, num_classes, pool_type=global_pool, device=device, dtype=dtype)
+        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
+
+    @torch.jit.ignore
+    def get_classifier(self, name_only: bool = False) -> Union[str, nn.Module]:
+        return 'fc' if name_only else self.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        dd = get_device_dtype(self)
+        self.num_classes = num_classes
+        if global_pool is None:
+            global_pool = self.global_pool.pool_type
+        self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool, **dd)
+        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
+        self.global_pool.train(self.training)
+        self.fc.train(self.training)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.global_pool(x)
+        if self.drop_rate:
+            x = F.dropout(x, p=float(self.drop_rate), training=self.training)
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+class ResNetContractMixin(ClassifierHeadMixin):
     """The parts of the timm contract that every ResNet-like model here shares (TricksResNet, OctResNet).
 
     Expects the torchvision / timm ResNet attributes: a stem `conv1`, `bn1`, `act1`, `maxpool`, stages
@@ -247,12 +283,6 @@ class ResNetContractMixin:
         self.act1 = create_act_layer(act_layer, inplace=True)
         self.maxpool = stem_pool(stem_width, **dd) if stem_pool is not None else nn.Identity()
 
-    def _init_head(self, num_features: int, num_classes: int, global_pool: str, device=None, dtype=None) -> None:
-        self.num_features = self.head_hidden_size = num_features
-        self.global_pool, self.fc = create_classifier(
-            self.num_features, num_classes, pool_type=global_pool, device=device, dtype=dtype)
-        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
-
     @torch.jit.ignore
     def init_weights(self, zero_init_last: bool = True) -> None:
         for m in self.modules():
@@ -270,20 +300,6 @@ class ResNetContractMixin:
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self, name_only: bool = False) -> Union[str, nn.Module]:
-        return 'fc' if name_only else self.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        dd = get_device_dtype(self)
-        self.num_classes = num_classes
-        if global_pool is None:
-            global_pool = self.global_pool.pool_type
-        self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool, **dd)
-        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
-        self.global_pool.train(self.training)
-        self.fc.train(self.training)
 
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
         return self.act1(self.bn1(self.conv1(x)))
@@ -310,16 +326,6 @@ class ResNetContractMixin:
         if prune_head or max_index < len(STAGE_NAMES):
             self.reset_classifier(0, '')
         return take_indices
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.global_pool(x)
-        if self.drop_rate:
-            x = F.dropout(x, p=float(self.drop_rate), training=self.training)
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
 
 class TricksResNet(ResNetContractMixin, nn.Module):
     """ResNet skeleton shared by the PyConv, SPConv, BlurPool, DCNv2 and Ghost families."""

@@ -29,11 +29,9 @@ from functools import partial
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from timm.layers import DropPath, create_act_layer, create_classifier, get_act_layer, get_norm_layer
-from timm.layers.helpers import get_device_dtype
+from timm.layers import DropPath, create_act_layer, get_act_layer, get_norm_layer
 from timm.models import generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import MATCH_PREV_GROUP
@@ -41,7 +39,7 @@ from timm.models._manipulate import MATCH_PREV_GROUP
 from ..layers import CrossStagePartial, partial_split
 from ._builder import build_tricks_model, imagenet_cfg
 from ._checkpoint import filter_checkpoint
-from ._resnet_base import LayerType, make_stage_plan
+from ._resnet_base import ClassifierHeadMixin, LayerType, make_stage_plan
 
 __all__ = ['CspDenseNet', 'DenseLayer', 'TwoWayDenseLayer', 'PeleeStemBlock', 'Transition', 'ConvNormAct']
 
@@ -247,7 +245,7 @@ class Transition(nn.Module):
         return x
 
 
-class CspDenseNet(nn.Module):
+class CspDenseNet(ClassifierHeadMixin, nn.Module):
     """Cross Stage Partial DenseNet / PeleeNet (see the module docstring)."""
 
     def __init__(
@@ -370,9 +368,7 @@ class CspDenseNet(nn.Module):
             in_chs = out_chs
 
         self.final_norm = NormAct(in_chs, **ca) if pre_act else nn.Identity()
-        self.num_features = in_chs
-        self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool, **dd)
-        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
+        self._init_head(in_chs, num_classes, global_pool, **dd)
         self.init_weights(zero_init_last=zero_init_last)
 
     @torch.jit.ignore
@@ -411,20 +407,6 @@ class CspDenseNet(nn.Module):
         for stage in self._stages():
             if isinstance(stage, CrossStagePartial):
                 stage.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self, name_only: bool = False) -> Union[str, nn.Module]:
-        return 'fc' if name_only else self.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        dd = get_device_dtype(self)
-        self.num_classes = num_classes
-        if global_pool is None:
-            global_pool = self.global_pool.pool_type
-        self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool, **dd)
-        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
-        self.global_pool.train(self.training)
-        self.fc.train(self.training)
 
     @torch.jit.ignore
     def _feature_path(self) -> List[Tuple[nn.Module, int]]:
@@ -494,14 +476,6 @@ class CspDenseNet(nn.Module):
         x = self.transition4(self.layer4(x))
         return self.final_norm(x)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.global_pool(x)
-        if self.drop_rate:
-            x = F.dropout(x, p=float(self.drop_rate), training=self.training)
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[str, torch.Tensor]:

@@ -23,7 +23,7 @@ Pretrained weights (see docs/dcn_resnet.md):
   (feature backbones, no classifier: `num_classes=0`). `.coco_frcnn_dg4` builds the model with `deform_groups=4`.
 """
 import re
-from typing import Any, Dict, Optional, Sequence, Tuple, Type
+from typing import Any, Dict, Optional, Sequence, Type
 
 import torch
 from torch import nn

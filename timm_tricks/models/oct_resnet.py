@@ -265,6 +265,10 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
 
 
 def _create_oct_resnet(variant: str, pretrained: bool = False, **kwargs) -> OctResNet:
+    if 'alpha' in kwargs:  # the paper's name for it; `oct_alpha` is the model's own keyword
+        if 'oct_alpha' in kwargs and kwargs['oct_alpha'] != kwargs['alpha']:
+            raise ValueError(f"alpha={kwargs['alpha']} and oct_alpha={kwargs['oct_alpha']} disagree; give one")
+        kwargs['oct_alpha'] = kwargs.pop('alpha')
     feature_cls = kwargs.get('feature_cls') or 'getter'
     if kwargs.get('features_only') and feature_cls not in ('getter', FeatureGetterNet):
         raise ValueError(
