@@ -90,7 +90,7 @@ def naive_blur(x, k, mode):
 
 @pytest.mark.parametrize('k', range(1, 8))
 def test_filter_is_normalised_binomial(k):
-    layer = BlurPool2d(3, filt_size=k)
+    layer = BlurPool2d(3, filter_size=k)
     assert layer.filt.shape == (3, 1, k, k) and layer.filt.dtype == torch.float32
     for c in range(3):
         torch.testing.assert_close(layer.filt[c, 0], _spec_filter(k), rtol=0, atol=0)
@@ -99,7 +99,7 @@ def test_filter_is_normalised_binomial(k):
 
 @pytest.mark.parametrize('k', range(1, 8))
 def test_output_size_is_ceil_half_for_every_size(k):
-    layer = BlurPool2d(2, filt_size=k)
+    layer = BlurPool2d(2, filter_size=k)
     for h, w in itertools.product(range(1, 10), (1, 2, 5, 8, 13)):
         out = layer(torch.randn(1, 2, h, w))
         assert out.shape == (1, 2, math.ceil(h / 2), math.ceil(w / 2)), (k, h, w)
@@ -110,14 +110,14 @@ def test_output_size_is_ceil_half_for_every_size(k):
 def test_matches_per_pixel_reflect_reference(k, size):
     torch.manual_seed(k)
     x = torch.randn(1, 2, *size)
-    torch.testing.assert_close(BlurPool2d(2, filt_size=k)(x), naive_blur(x, k, 'reflect'), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(BlurPool2d(2, filter_size=k)(x), naive_blur(x, k, 'reflect'), rtol=1e-5, atol=1e-6)
 
 
 def test_even_filter_pads_asymmetrically():
     """k=4: 1 sample before, 2 after (blurpool.md §2); a symmetric padding would shift the sampling grid."""
-    layer = BlurPool2d(1, filt_size=4)
+    layer = BlurPool2d(1, filter_size=4)
     assert layer.padding == [1, 2, 1, 2]
-    assert BlurPool2d(1, filt_size=2).padding == [0, 1, 0, 1]
+    assert BlurPool2d(1, filter_size=2).padding == [0, 1, 0, 1]
     # an impulse at (0, 0): the output at (0, 0) sees x[0] with taps f[1] (row and column): (3/8)^2
     x = torch.zeros(1, 1, 8, 8)
     x[0, 0, 0, 0] = 1.
@@ -130,7 +130,7 @@ def test_tiny_maps_fall_back_to_replicate(k, size):
     x = torch.randn(1, 2, *size)
     with pytest.raises(RuntimeError):  # what the authors' layer (reflection only) does here
         F.pad(x, [(k - 1) // 2, k // 2] * 2, mode='reflect')
-    torch.testing.assert_close(BlurPool2d(2, filt_size=k)(x), naive_blur(x, k, 'replicate'), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(BlurPool2d(2, filter_size=k)(x), naive_blur(x, k, 'replicate'), rtol=1e-5, atol=1e-6)
 
 
 def test_reflection_is_kept_wherever_it_is_possible():
@@ -139,7 +139,7 @@ def test_reflection_is_kept_wherever_it_is_possible():
     x = torch.randn(1, 2, 3, 3)
     reflect, replicate = naive_blur(x, 4, 'reflect'), naive_blur(x, 4, 'replicate')
     assert not torch.allclose(reflect, replicate)
-    torch.testing.assert_close(BlurPool2d(2, filt_size=4)(x), reflect, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(BlurPool2d(2, filter_size=4)(x), reflect, rtol=1e-5, atol=1e-6)
 
 
 def test_relation_to_timm_blurpool():
@@ -147,21 +147,21 @@ def test_relation_to_timm_blurpool():
     torch.manual_seed(0)
     x = torch.randn(1, 8, 56, 56)
     for k in (3, 5):
-        torch.testing.assert_close(BlurPool2d(8, filt_size=k)(x), timm.layers.BlurPool2d(8, filt_size=k)(x))
-    assert BlurPool2d(8, filt_size=4)(x).shape[-1] == 28
+        torch.testing.assert_close(BlurPool2d(8, filter_size=k)(x), timm.layers.BlurPool2d(8, filt_size=k)(x))
+    assert BlurPool2d(8, filter_size=4)(x).shape[-1] == 28
     assert timm.layers.BlurPool2d(8, filt_size=4)(x).shape[-1] == 29
 
 
 def test_invalid_filter_size_is_a_clear_error():
     for k in (0, 8):
-        with pytest.raises(ValueError, match='filt_size'):
-            BlurPool2d(4, filt_size=k)
+        with pytest.raises(ValueError, match='filter_size'):
+            BlurPool2d(4, filter_size=k)
     with pytest.raises(ValueError, match='filter_size'):
         timm.create_model('blurpool_resnet18', filter_size=8)
 
 
 def test_layer_scripts_and_compiles_on_both_branches():
-    layer = BlurPool2d(3, filt_size=4)
+    layer = BlurPool2d(3, filter_size=4)
     scripted = torch.jit.script(layer)
     compiled = torch.compile(layer, fullgraph=True, dynamic=True, backend='eager')
     for size in [(2, 2), (7, 9), (16, 16), (2, 9)]:
@@ -217,7 +217,7 @@ def test_blur_placement(name, k):
     except the stem's 7x7."""
     with torch.device('meta'):
         model = timm.create_model(name)
-    blurs = {n: (m.channels, m.filt_size, m.stride) for n, m in model.named_modules() if isinstance(m, BlurPool2d)}
+    blurs = {n: (m.channels, m.filter_size, m.stride) for n, m in model.named_modules() if isinstance(m, BlurPool2d)}
     width = (128, 256, 512)  # bottleneck width = basic block planes
     in_chs = (256, 512, 1024) if name == 'blurpool_resnet50' else (64, 128, 256)
     expected = {'maxpool.1': (64, k, 2)}

@@ -237,16 +237,16 @@ def test_tags_and_cfgs():
         assert cfg.hf_hub_id == repo and cfg.num_classes == 1000 and cfg.license == 'bsd-3-clause'
         assert cfg.url.startswith('https://download.pytorch.org/models/')
         assert any('76.13' in n or '77.374' in n for n in cfg.notes)
-    for tag in ('coco_frcnn', 'coco_frcnn_dg4', 'coco_mrcnn'):
-        cfg = timm.models.get_pretrained_cfg(f'dcnv2_resnet50.{tag}')
-        assert cfg.num_classes == 0 and cfg.hf_hub_id == f'timm-tricks/dcnv2_resnet50.{tag}'
+    for name in ('dcnv2_resnet50.coco_frcnn', 'dcnv2_resnet50_dg4.coco_frcnn', 'dcnv2_resnet50.coco_mrcnn'):
+        cfg = timm.models.get_pretrained_cfg(name)
+        assert cfg.num_classes == 0 and cfg.hf_hub_id == f'timm-tricks/{name}'
         assert cfg.url.startswith('https://download.openmmlab.com/mmdetection/v2.0/') and cfg.license == 'unknown'
-    # the dg=4 detector's tag builds its architecture; an explicit kwarg wins
-    model = timm.create_model('dcnv2_resnet50.coco_frcnn_dg4', device='meta')
+    # the dg=4 detector is its own architecture (an architecture change is a name, not a tag)
+    assert 'coco_frcnn_dg4' not in timm_tricks.list_models('dcnv2*', pretrained=True)
+    model = timm.create_model('dcnv2_resnet50_dg4.coco_frcnn', device='meta')
     assert model.num_classes == 0
     assert {m.deform_groups for m in _dcn_layers(model).values()} == {4}
-    model = timm.create_model('dcnv2_resnet50.coco_frcnn_dg4', deform_groups=1, device='meta')
-    assert {m.deform_groups for m in _dcn_layers(model).values()} == {1}
+    assert {m.deform_groups for m in _dcn_layers(timm.create_model('dcnv2_resnet50', device='meta')).values()} == {1}
     assert sum(p.numel() for p in timm.create_model('dcnv2_resnet50.coco_frcnn', device='meta').parameters()) == \
         SPEC_FIGURES['dcnv2_resnet50'].params - 2048 * 1000 - 1000
 
@@ -424,18 +424,18 @@ def _save_mmdet_checkpoint(path, backbone_sd, v1_names=False):
     }, path)
 
 
-@pytest.mark.parametrize('tag, deform_groups, v1_names', [
-    ('coco_frcnn', 1, False),
-    ('coco_frcnn_dg4', 4, True),
+@pytest.mark.parametrize('name, deform_groups, v1_names', [
+    ('dcnv2_resnet50.coco_frcnn', 1, False),
+    ('dcnv2_resnet50_dg4.coco_frcnn', 4, True),
 ])
-def test_mmdet_checkpoint_matches_reference(tmp_path, tag, deform_groups, v1_names):
+def test_mmdet_checkpoint_matches_reference(tmp_path, name, deform_groups, v1_names):
     """An mmdetection DCNv2 detector checkpoint loads as the backbone and gives the reference's c2-c5 features."""
     gen = torch.Generator().manual_seed(deform_groups)
     sd = _mmdet_r50_dcn_state_dict(deform_groups, gen)
     path = tmp_path / 'faster_rcnn_r50_fpn_mdconv_c3-c5_1x_coco.pth'
     _save_mmdet_checkpoint(path, sd, v1_names=v1_names)
     model = timm.create_model(
-        f'dcnv2_resnet50.{tag}', pretrained=True, features_only=True, out_indices=(1, 2, 3, 4),
+        name, pretrained=True, features_only=True, out_indices=(1, 2, 3, 4),
         pretrained_cfg_overlay=dict(file=str(path))).eval()
     x = torch.randn(2, 3, 65, 47, generator=gen)
     with torch.inference_mode():
@@ -462,7 +462,7 @@ def test_wrong_checkpoints_name_the_problem(tmp_path):
     _save_mmdet_checkpoint(tmp_path / 'partial.pth', partial)
     with pytest.raises(CheckpointMismatchError, match=r'2 missing keys: layer4\.2\.conv2\.conv_offset\.weight'):
         timm.create_model(
-            'dcnv2_resnet50.coco_frcnn_dg4', pretrained=True,
+            'dcnv2_resnet50_dg4.coco_frcnn', pretrained=True,
             pretrained_cfg_overlay=dict(file=str(tmp_path / 'partial.pth')))
     # another architecture (a plain ResNet-18): the shape mismatches are named
     model = timm.create_model('dcnv2_resnet50', num_classes=0)

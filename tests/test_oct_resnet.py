@@ -20,7 +20,8 @@ import timm_tricks
 from spec_figures import SPEC_FIGURES
 from timm_tricks.layers.octconv import (
     OctaveConv2d, OctaveDropPath, add_upsampled, merge_octave, octave_pool, upsample_to)
-from timm_tricks.models.oct_resnet import OctResNet
+from timm_tricks.models._resnet import PluggableResNet
+from timm_tricks.models.oct_resnet import oct_resnet_args
 
 NAMES = ['oct_resnet26', 'oct_resnet50', 'oct_resnet101', 'oct_resnet152', 'oct_resnet200']
 DEPTHS = {'oct_resnet26': (2, 2, 2, 2), 'oct_resnet50': (3, 4, 6, 3)}
@@ -415,7 +416,8 @@ def test_zero_init_last_targets_both_frequencies():
 
 def _tiny(**kwargs):
     torch.manual_seed(0)
-    model = OctResNet(layers=(1, 1, 1, 1), stem_width=16, stage_widths=(8, 16, 16, 16), **kwargs)
+    model = PluggableResNet(
+        **oct_resnet_args((1, 1, 1, 1)), stem_width=16, stage_widths=(8, 16, 16, 16), **kwargs)
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.normal_(0, 0.1)
@@ -470,9 +472,18 @@ def test_features_only_equals_forward_intermediates(r26_loaded, r26_reference):
         torch.testing.assert_close(g, w)
 
 
-def test_hook_based_features_raise_a_clear_error():
-    with pytest.raises(ValueError, match='pairs'):
-        timm.create_model('oct_resnet26', features_only=True, feature_cls='hook', device='meta')
+def test_hook_based_features_equal_forward_intermediates():
+    """Stages map a tensor to a tensor, so module hooks tap the same features as forward_intermediates."""
+    model = _tiny()
+    x = torch.randn(1, 3, 65, 31)
+    with torch.no_grad():
+        want = model.forward_intermediates(x, intermediates_only=True)
+    feats = timm.models.FeatureListNet(model, out_indices=(0, 1, 2, 3, 4))
+    with torch.no_grad():
+        got = feats(x)
+    assert len(got) == len(want) == 5
+    for g, w in zip(got, want):
+        assert torch.equal(g, w)
 
 
 @pytest.mark.parametrize('os_,dilations', [(16, (1, 1, 1, 2)), (8, (1, 2, 2, 4))])
@@ -492,9 +503,9 @@ def test_output_stride_dilates_every_3x3_path(os_, dilations):
     assert [tuple(f.shape[-2:]) for f in feats] == [(math.ceil(67 / r), math.ceil(45 / r)) for r in reductions]
 
 
-def test_alpha_is_accepted_under_the_papers_name():
+def test_one_keyword_for_alpha():
     with torch.device('meta'):
-        model = timm.create_model('oct_resnet26', alpha=0.25)
-    assert model.oct_alpha == 0.25
-    with pytest.raises(ValueError, match='disagree'):
-        timm.create_model('oct_resnet26', alpha=0.25, oct_alpha=0.5, device='meta')
+        model = timm.create_model('oct_resnet26', oct_alpha=0.25)
+    assert model.layer1[0].conv2.conv.in_l == int(0.25 * 64)
+    with pytest.raises(TypeError, match="'alpha'"):  # no alias under the paper's name
+        timm.create_model('oct_resnet26', alpha=0.25, device='meta')

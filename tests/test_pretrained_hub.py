@@ -105,9 +105,10 @@ def test_offline_with_cold_cache_says_so(hub):
 
 
 def test_repo_that_does_not_exist(hub):
+    # without an original download to fall back to (test_weights_origin.py has those), the Hub's error stands
     with pytest.raises(RepositoryNotFoundError):
         timm.create_model('pyconvhg_resnet152.in1k', pretrained=True, pretrained_cfg_overlay=dict(
-            hf_hub_id='timm-tricks/no-such-repo'))
+            hf_hub_id='timm-tricks/no-such-repo', url=None))
 
 
 def test_truncated_weights_fail_loudly(hub, flagship_source):

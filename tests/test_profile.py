@@ -1,5 +1,6 @@
 """timm_tricks.profile: fvcore counts against hand-computed MACs, torch's FlopCounterMode and the spec tables;
 parameter counts; latency on CPU (and CUDA where there is one)."""
+import importlib.util
 import itertools
 import logging
 import math
@@ -20,12 +21,24 @@ import timm_tricks
 from timm_tricks.errors import UnknownModelError
 from timm_tricks.layers import PyConv2d
 from timm_tricks.profile import (
-    PEAK_MEMORY_CUDA, PEAK_MEMORY_PROCESS_RSS, DeviceUnavailableError, count_flops, count_params, measure_latency,
+    PEAK_MEMORY_CPU,
+    PEAK_MEMORY_CUDA,
+    PEAK_MEMORY_NOT_MEASURED,
+    DeviceUnavailableError,
+    InvalidSetupError,
+    MissingDependencyError,
+    ProfileSetup,
+    count_flops,
+    count_params,
+    measure_latency,
 )
 from spec_figures import DEFORM_SAMPLING_TOTALS, SPEC_FIGURES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+needs_export = pytest.mark.skipif(
+    importlib.util.find_spec('timm_tricks.export') is None,
+    reason='the onnxruntime runtime exports with timm_tricks.export.export_onnx, which is not written yet')
 OUR_MODELS = timm_tricks.list_models()
 
 
@@ -270,46 +283,142 @@ def tiny_model() -> nn.Module:
                          nn.Linear(8, 10))
 
 
+def tiny_setup(**settings) -> ProfileSetup:
+    return ProfileSetup(**{'input_size': (3, 16, 16), 'warmup': 1, 'iters': 2, **settings})
+
+
 def test_cpu_latency_is_sane():
-    result = measure_latency(tiny_model(), batch_size=4, input_size=(3, 16, 16), num_warmup=1, num_iters=5)
+    result = measure_latency(tiny_model(), tiny_setup(iters=5), batch_size=4)
     assert result.p90_ms >= result.median_ms > 0
     assert result.batch_size == result.requested_batch_size == 4
     assert result.images_per_sec == pytest.approx(4 * 1000 / result.median_ms)
-    assert (result.device, result.precision, result.layout) == ('cpu', 'fp32', 'nchw')
-    assert result.peak_memory_kind == PEAK_MEMORY_PROCESS_RSS and result.peak_memory_bytes > 0
+    assert (result.setup.device.type, result.setup.precision, result.setup.layout) == ('cpu', 'fp32', 'nchw')
+    assert result.setup.runtime == 'eager' and result.threads == torch.get_num_threads()
+    assert result.peak_memory_kind == PEAK_MEMORY_CPU
 
 
-def test_cpu_latency_with_bf16_autocast_and_channels_last():
+def test_cpu_latency_with_bf16_autocast_channels_last_and_threads():
     model = tiny_model()
-    result = measure_latency(model, 2, (3, 16, 16), amp_dtype='bf16', channels_last=True, num_warmup=1, num_iters=2)
-    assert (result.precision, result.layout) == ('amp_bf16', 'nhwc')
+    result = measure_latency(model, tiny_setup(amp='bf16', channels_last=True, threads=2), 2)
+    assert (result.setup.precision, result.setup.layout, result.threads) == ('amp_bf16', 'nhwc', 2)
     assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert torch.get_num_threads() == 1  # the setup's threads are restored after the measurement
 
 
-def test_unknown_amp_dtype():
-    with pytest.raises(ValueError, match='amp_dtype'):
-        measure_latency(tiny_model(), amp_dtype='fp8')
+@pytest.mark.parametrize('settings, message', [
+    ({'amp': 'fp8'}, "amp must be None, 'bf16' or 'fp16'"),
+    ({'runtime': 'tensorrt'}, "Unknown runtime 'tensorrt'"),
+    ({'iters': 0}, 'iters >= 1'),
+    ({'input_size': (224, 224)}, 'three positive ints'),
+    ({'runtime': 'onnxruntime', 'amp': 'bf16'}, 'no amp'),
+    ({'runtime': 'onnxruntime', 'channels_last': True}, 'no channels_last'),
+])
+def test_invalid_setup(settings, message):
+    with pytest.raises(InvalidSetupError, match=message):
+        ProfileSetup(**settings)
+
+
+def test_setup_is_frozen():
+    with pytest.raises(AttributeError):
+        tiny_setup().runtime = 'fused'
+
+
+def test_missing_onnxruntime_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # `import onnxruntime` fails, as where it is not installed
+    with pytest.raises(MissingDependencyError, match=r'needs onnxruntime .*: pip install "timm-tricks\[onnx\]"'):
+        ProfileSetup(runtime='onnxruntime')
+
+
+def conv_net(width: int) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1))
+
+
+def test_cpu_peak_memory_is_the_models_own():
+    """Weights plus what the forward allocates, independent of what ran before in the process: the small model
+    reports the same before and after the big one (a process RSS figure would only grow), the big one more."""
+    setup = tiny_setup()
+    small_before = measure_latency(conv_net(4), setup, 2).peak_memory_bytes
+    big = measure_latency(conv_net(64), setup, 2).peak_memory_bytes
+    small_after = measure_latency(conv_net(4), setup, 2).peak_memory_bytes
+    assert small_before == small_after < big
+    # at least the weights, and the second conv's input and output (2 x 64 x 16 x 16 fp32 each), alive together
+    weights = (64 * 3 * 9 + 64) * 4 + (64 * 64 * 9 + 64) * 4
+    assert big >= weights + 2 * (2 * 64 * 16 * 16 * 4)
+
+
+class TwoBranches(nn.Module):
+    """A 3x3 and a 1x1 conv added, merged into one 3x3 conv by `reparameterize()` (the protocol of
+    `timm.utils.reparameterize_model`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv3 = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv1 = nn.Conv2d(3, 8, 1)
+
+    def forward(self, x):
+        return self.conv3(x) + self.conv1(x) if self.conv1 is not None else self.conv3(x)
+
+    def reparameterize(self):
+        with torch.no_grad():
+            self.conv3.weight[:, :, 1:2, 1:2] += self.conv1.weight
+            self.conv3.bias += self.conv1.bias
+        self.conv1 = None
+
+
+def test_fused_runtime_times_a_reparameterized_copy():
+    model = nn.Sequential(TwoBranches())  # timm reparameterizes children, not the root
+    eager = measure_latency(model, tiny_setup(), 2)
+    fused = measure_latency(model, tiny_setup(runtime='fused'), 2)
+    assert model[0].conv1 is not None  # the caller's model is left as it was
+    assert fused.setup.runtime == 'fused' and fused.median_ms > 0
+    # what was measured is the reparameterized model: it has no 1x1 weights (8*3 + 8 fp32 values)
+    reparameterized = timm.utils.reparameterize_model(model)
+    assert fused.peak_memory_bytes == measure_latency(reparameterized, tiny_setup(), 2).peak_memory_bytes
+    assert eager.peak_memory_bytes - fused.peak_memory_bytes >= (8 * 3 + 8) * 4
+
+
+def test_compiled_runtime():
+    result = measure_latency(tiny_model(), tiny_setup(runtime='compiled'), 2)
+    assert result.setup.runtime == 'compiled' and result.median_ms > 0
+    assert result.peak_memory_kind == PEAK_MEMORY_CPU and result.peak_memory_bytes > 0
+
+
+@needs_export
+def test_onnxruntime_runtime():
+    result = measure_latency(tiny_model(), tiny_setup(runtime='onnxruntime', threads=1), 2)
+    assert (result.setup.runtime, result.threads, result.batch_size) == ('onnxruntime', 1, 2)
+    assert result.p90_ms >= result.median_ms > 0
+    assert (result.peak_memory_bytes, result.peak_memory_kind) == (None, PEAK_MEMORY_NOT_MEASURED)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the error raised where CUDA is missing')
 def test_cuda_without_cuda_is_a_clear_error():
     with pytest.raises(DeviceUnavailableError, match=r'CUDA was requested .*\(--device cpu\)'):
-        measure_latency(tiny_model(), device='cuda')
+        ProfileSetup(device='cuda')
 
 
 @needs_cuda
 def test_cuda_latency():
-    result = measure_latency(tiny_model(), batch_size=8, input_size=(3, 32, 32), device='cuda', num_warmup=2,
-                             num_iters=5, amp_dtype='fp16', channels_last=True)
+    setup = ProfileSetup(input_size=(3, 32, 32), device='cuda', warmup=2, iters=5, amp='fp16', channels_last=True)
+    result = measure_latency(tiny_model(), setup, batch_size=8)
     assert result.p90_ms >= result.median_ms > 0
-    assert result.device.startswith('cuda:') and result.device_name == torch.cuda.get_device_name()
+    assert result.setup.device.type == 'cuda' and result.device_name == torch.cuda.get_device_name()
     assert result.peak_memory_kind == PEAK_MEMORY_CUDA and result.peak_memory_bytes > 0
 
 
 @needs_cuda
+def test_cuda_peak_memory_is_the_models_own():
+    setup = ProfileSetup(input_size=(3, 32, 32), device='cuda', warmup=1, iters=2)
+    small_before = measure_latency(conv_net(4), setup, 2).peak_memory_bytes
+    big = measure_latency(conv_net(64), setup, 2).peak_memory_bytes
+    small_after = measure_latency(conv_net(4), setup, 2).peak_memory_bytes
+    assert small_before == small_after < big
+
+
+@needs_cuda
 def test_cuda_latency_of_a_compiled_model():
-    result = measure_latency(tiny_model(), 4, (3, 32, 32), device='cuda', compile=True, num_warmup=2, num_iters=3)
-    assert result.compiled and result.median_ms > 0
+    setup = ProfileSetup(input_size=(3, 32, 32), device='cuda', runtime='compiled', warmup=2, iters=3)
+    assert measure_latency(tiny_model(), setup, 4).median_ms > 0
 
 
 class FitsUpToBatch(nn.Module):
@@ -328,5 +437,6 @@ class FitsUpToBatch(nn.Module):
 
 @needs_cuda
 def test_cuda_out_of_memory_reduces_the_batch():
-    result = measure_latency(FitsUpToBatch(20), 64, (3, 8, 8), device='cuda', num_warmup=1, num_iters=2)
+    setup = ProfileSetup(input_size=(3, 8, 8), device='cuda', warmup=1, iters=2)
+    result = measure_latency(FitsUpToBatch(20), setup, 64)
     assert (result.requested_batch_size, result.batch_size) == (64, 16)  # timm's decay: 64, 48, 32, 24, 16

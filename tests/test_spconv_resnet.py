@@ -225,18 +225,17 @@ def test_authors_key_layout_and_shapes():
 
 def test_ratio_keyword():
     n_a4 = SPEC_FIGURES['spconv_resnet50_a4'].params
-    for kwargs in (dict(ratio=0.25), dict(spconv_ratio=0.25), dict(ratio=0.25, spconv_ratio=0.25)):
-        model = timm.create_model('spconv_resnet50', device='meta', **kwargs)
-        assert sum(p.numel() for p in model.parameters()) == n_a4
-        assert model.layer1[0].conv2.rep_chs == 16
-    a8_as_half = timm.create_model('spconv_resnet50_a8', ratio=0.5, device='meta')
+    model = timm.create_model('spconv_resnet50', device='meta', spconv_ratio=0.25)
+    assert sum(p.numel() for p in model.parameters()) == n_a4
+    assert model.layer1[0].conv2.rep_chs == 16
+    a8_as_half = timm.create_model('spconv_resnet50_a8', spconv_ratio=0.5, device='meta')
     assert sum(p.numel() for p in a8_as_half.parameters()) == SPEC_FIGURES['spconv_resnet50'].params
-    with pytest.raises(ValueError, match='disagree'):
-        timm.create_model('spconv_resnet50', ratio=0.25, spconv_ratio=0.5, device='meta')
+    with pytest.raises(TypeError, match="'ratio'"):  # one keyword per setting: no alias
+        timm.create_model('spconv_resnet50', ratio=0.25, device='meta')
     with pytest.raises(ValueError, match='divisible'):  # int(64 * 0.3) = 19 channels cannot feed 2 groups
-        timm.create_model('spconv_resnet18', ratio=0.3, device='meta')
+        timm.create_model('spconv_resnet18', spconv_ratio=0.3, device='meta')
     with pytest.raises(ValueError):
-        timm.create_model('spconv_resnet18', ratio=1.0, device='meta')
+        timm.create_model('spconv_resnet18', spconv_ratio=1.0, device='meta')
 
 
 # ---------------------------------------------------------------------------------------------------- layer
@@ -441,15 +440,14 @@ def test_reparameterize_bottleneck_keeps_outputs():
     torch.manual_seed(0)
     # strided and non-strided bottlenecks, alpha 1/2 (pointwise merge as a 2-group 1x1) and 1/4 (dense 1x1)
     x = torch.randn(1, 3, 67, 45)
-    for name, merge in (('spconv_resnet50', 'pointwise'), ('spconv_resnet50_a4', 'pointwise'),
-                        ('spconv_resnet50_a4', 'auto')):
+    for name in ('spconv_resnet50', 'spconv_resnet50_a4'):
         model = _randomize_bn(timm.create_model(name, layers=(2, 1, 1, 1), zero_init_last=False)).eval()
         with torch.no_grad():
             ref = model(x)
-            model.reparameterize(merge=merge)
+            model.reparameterize()
             assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
             fused = _fused_spconvs(model)
-            assert len(fused) == 5 and all(m.merge == ('none' if merge == 'auto' else merge) for m in fused)
+            assert len(fused) == 5 and all(m.merge == 'none' for m in fused)
             _assert_close_rel(model(x), ref, 1e-5)
 
 

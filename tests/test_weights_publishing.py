@@ -6,6 +6,7 @@ its spec (independent of our model classes), is converted; the exported folder i
 from the authors' tensors.
 """
 import contextlib
+import dataclasses
 import hashlib
 import importlib.util
 import io
@@ -14,33 +15,29 @@ import os
 import re
 import shutil
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 from urllib.parse import urlsplit
 
 import pytest
+import test_pyconv_resnet as pyconv_spec
+import timm
 import torch
 import yaml
+from authors_checkpoints import FAMILY_CHECKPOINTS, PYCONV, AuthorsCheckpoint, assert_authors_outputs
 from huggingface_hub import constants
 from safetensors.torch import load_file
-
-import timm
-import timm_tricks
-from timm_tricks.cli import main as cli_main
-from timm_tricks.weights import load_manifest
-from timm_tricks.weights.convert import ChecksumMismatchError, PublishError, check_checksum
-
-import test_blurpool_resnet as blurpool_spec
-import test_dcn_resnet as dcn_spec
-import test_oct_resnet as oct_spec
-import test_pyconv_resnet as pyconv_spec
-import test_spconv_resnet as spconv_spec
 from spec_figures import SPEC_FIGURES
 
+import timm_tricks
+import timm_tricks.publishing
+from timm_tricks.cli import main as cli_main
+from timm_tricks.weights import ManifestError, load_manifest
+from timm_tricks.weights.origin import ChecksumMismatchError, check_checksum
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MANIFEST = load_manifest()
-PYCONV = 'pyconv_resnet50.in1k'
+MANIFEST = load_manifest()  # the loaded records; the schema tests read the JSON itself
+RAW_MANIFEST = json.loads((REPO_ROOT / 'timm_tricks' / 'weights' / 'manifest.json').read_text(encoding='utf-8'))
 # pyconv.md: the five feature levels of a PyConvResNet-50 (module, channels, stride)
 PYCONV_LEVELS = [('act1', 64, 2), ('layer1', 256, 4), ('layer2', 512, 8), ('layer3', 1024, 16), ('layer4', 2048, 32)]
 
@@ -126,13 +123,13 @@ def _schema_problems(name: str, entry: dict) -> List[str]:
     return problems
 
 
-@pytest.mark.parametrize('name', sorted(MANIFEST))
+@pytest.mark.parametrize('name', sorted(RAW_MANIFEST))
 def test_manifest_entry_schema(name):
-    assert _schema_problems(name, MANIFEST[name]) == []
+    assert _schema_problems(name, RAW_MANIFEST[name]) == []
 
 
 def test_schema_check_catches_broken_entries():
-    good = MANIFEST['blurpool_resnet18.lpf4_ft_in1k']
+    good = RAW_MANIFEST['blurpool_resnet18.lpf4_ft_in1k']
     assert _schema_problems('blurpool_resnet18.lpf4_ft_in1k', good) == []
     broken = {
         'hf_hub_id': 'timm-tricks/blurpool_resnet18', 'checksum': 'sha256:8cc58f5', 'license': 'CC-BY',
@@ -150,11 +147,9 @@ def test_manifest_and_registry_agree_tag_for_tag():
     disagreements = []
     for name in sorted(registered):
         cfg, entry = timm.models.get_pretrained_cfg(name), MANIFEST[name]
-        pairs = [(cfg.hf_hub_id, entry['hf_hub_id']), (cfg.license, entry['license']),
-                 (cfg.paper_ids, entry['paper_ids']), (cfg.paper_name, entry['paper_name']),
-                 (cfg.origin_url, entry['source_repo'])]
-        if cfg.url:
-            pairs.append((cfg.url, entry['download_url']))
+        pairs = [(cfg.hf_hub_id, entry.hf_hub_id), (cfg.license, entry.license),
+                 (cfg.paper_ids, entry.paper_ids), (cfg.paper_name, entry.paper_name),
+                 (cfg.origin_url, entry.source_repo), (cfg.url, entry.download_url)]  # url: the origin fallback
         disagreements += [f'{name}: cfg {got!r} vs manifest {want!r}' for got, want in pairs if got != want]
     assert disagreements == []
 
@@ -172,76 +167,11 @@ def test_checksum_full_digest_and_prefix(tmp_path):
     with pytest.raises(ChecksumMismatchError, match=f'expects {other}{digest[8:]}:'):
         check_checksum(path, f'sha256:{other}{digest[8:]}')
     for malformed in ('md5:0123abcd', f'sha256:{digest[:7]}', f'sha256:{digest[:8].upper()}', digest):
-        with pytest.raises(PublishError, match='malformed checksum'):
+        with pytest.raises(ManifestError, match='malformed checksum'):
             check_checksum(path, malformed)
 
 
 # ------------------------------------------------------------------------------------- the authors' checkpoints
-
-@dataclass
-class AuthorsCheckpoint:
-    path: Path
-    reference: Callable[[torch.Tensor], List[torch.Tensor]]  # the authors' outputs from the authors' tensors
-    input_size: Tuple[int, int]  # small (CPU time), odd where the reference allows
-    create_kwargs: Dict  # how to compare: logits, or c2-c5 of a feature backbone
-    state_dict: Dict[str, torch.Tensor]  # the checkpoint's tensors, in the authors' key layout
-
-    @cached_property
-    def example(self) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-        """An input and the reference's outputs for it (computed once: several loads are compared with them)."""
-        x = torch.randn(1, 3, *self.input_size, generator=torch.Generator().manual_seed(0))
-        with torch.inference_mode():
-            return x, self.reference(x)
-
-
-def _pyconv_checkpoint(path: Path) -> AuthorsCheckpoint:
-    sd = pyconv_spec.authors_state_dict(50)
-    torch.save(sd, path)  # the release is a bare state dict
-    return AuthorsCheckpoint(path, lambda x: [pyconv_spec.reference_forward(sd, x)], (33, 40), {}, sd)
-
-
-def _spconv_checkpoint(path: Path) -> AuthorsCheckpoint:
-    layers, ratio = (3, 4, 6, 3), 1 / 8
-    stored = spconv_spec._to_apex_half(spconv_spec.authors_state_dict(spconv_spec.BOTTLENECK, layers, ratio, seed=11))
-    # the released layout: apex fp16 convs, `module.1.` keys, a training-checkpoint wrapper
-    torch.save({'state_dict': {'module.1.' + k: v for k, v in stored.items()}, 'epoch': 90}, path)
-    sd = {k: v.float() if v.is_floating_point() else v for k, v in stored.items()}
-    return AuthorsCheckpoint(
-        path, lambda x: [spconv_spec.ref_resnet(x, sd, spconv_spec.BOTTLENECK, layers, ratio)], (32, 32), {}, sd)
-
-
-def _blurpool_checkpoint(path: Path) -> AuthorsCheckpoint:
-    sd = blurpool_spec.authors_state_dict('resnet18', 4, seed=3)
-    torch.save({'state_dict': sd}, path)
-    # 45 x 39: layer4's blur still has a map wide enough to reflect-pad, as the authors' code needs
-    return AuthorsCheckpoint(path, lambda x: [blurpool_spec.reference_forward(sd, x)], (45, 39), {}, sd)
-
-
-def _oct_checkpoint(path: Path) -> AuthorsCheckpoint:
-    depths = oct_spec.DEPTHS['oct_resnet50']
-    sd = oct_spec.reference_state_dict(depths)
-    torch.save(sd, path)  # a bare state dict in the authors' layout
-    # 64 x 64: the authors' floor pooling needs even maps down to layer4
-    return AuthorsCheckpoint(path, lambda x: [oct_spec.reference_forward(sd, x, depths)[0]], (64, 64), {}, sd)
-
-
-def _dcn_checkpoint(path: Path) -> AuthorsCheckpoint:
-    sd = dcn_spec._mmdet_r50_dcn_state_dict(1, torch.Generator().manual_seed(1))
-    dcn_spec._save_mmdet_checkpoint(path, sd)  # the whole detector; the backbone is `backbone.`-prefixed
-    return AuthorsCheckpoint(
-        path, lambda x: dcn_spec._mmdet_r50_dcn_forward(sd, x), (33, 40),
-        dict(features_only=True, out_indices=(1, 2, 3, 4)), sd)
-
-
-# the smallest tag of every family with released weights whose test module builds the authors' layout
-FAMILY_CHECKPOINTS = {
-    PYCONV: _pyconv_checkpoint,
-    'blurpool_resnet18.lpf4_ft_in1k': _blurpool_checkpoint,
-    'spconv_resnet50_a8.in1k': _spconv_checkpoint,
-    'dcnv2_resnet50.coco_frcnn': _dcn_checkpoint,
-    'oct_resnet50.in1k': _oct_checkpoint,
-}
-
 
 @dataclass
 class Converted:
@@ -274,10 +204,10 @@ def converted(tmp_path_factory) -> Callable[[str], Converted]:
             root = tmp_path_factory.mktemp(name)
             original = FAMILY_CHECKPOINTS[name](root / 'authors.pth')
             with pytest.MonkeyPatch.context() as patch:
-                published = MANIFEST[name]['checksum']
+                published = MANIFEST[name].checksum_digits
                 if published is not None:  # the authors publish a hash prefix: ours stands in for theirs
-                    digits = len(published.removeprefix('sha256:'))
-                    patch.setitem(MANIFEST[name], 'checksum', f'sha256:{_sha256(original.path)[:digits]}')
+                    checksum = f'sha256:{_sha256(original.path)[:len(published)]}'
+                    patch.setitem(MANIFEST, name, dataclasses.replace(MANIFEST[name], checksum=checksum))
                 code, out, err = run_cli('convert', name, str(original.path), str(root / name), '--no-macs')
             assert code == 0, err
             cache[name] = Converted(name, original, root / name, out, err)
@@ -286,29 +216,16 @@ def converted(tmp_path_factory) -> Callable[[str], Converted]:
     return get
 
 
-def _assert_authors_outputs(model: torch.nn.Module, original: AuthorsCheckpoint) -> None:
-    x, expected = original.example
-    with torch.inference_mode():
-        out = model.eval()(x)
-    out = out if isinstance(out, list) else [out]
-    assert len(out) == len(expected)
-    for got, want in zip(out, expected):
-        assert got.shape == want.shape
-        scale = want.abs().max()
-        assert scale > 1e-2  # a non-trivial output, so agreement means something
-        assert (got - want).abs().max() <= 1e-4 * scale.clamp_min(1.)
-
-
 @pytest.mark.parametrize('name', sorted(FAMILY_CHECKPOINTS))
 def test_exported_repo_loads_by_tag_and_gives_the_authors_outputs(hub, converted, name):
     conv = converted(name)
-    repo = MANIFEST[name]['hf_hub_id']
+    repo = MANIFEST[name].hf_hub_id
     hub.server.add_repo_from_folder(repo, conv.folder)
     try:
         model = timm.create_model(name, pretrained=True, **conv.original.create_kwargs)
         assert [(r.method, r.status) for r in hub.requests] == [('HEAD', 302), ('GET', 200)]
         assert f'/{repo}/resolve/main/model.safetensors' in hub.requests[0].path
-        _assert_authors_outputs(model, conv.original)
+        assert_authors_outputs(model, conv.original)
     finally:
         hub.server.remove_repo(repo)
 
@@ -321,13 +238,13 @@ def test_exported_repo_loads_with_hf_hub_and_local_dir(hub, converted):
         model = timm.create_model(f'hf-hub:{repo}', pretrained=True)
         assert ('GET', f'/{repo}/resolve/main/config.json', 200) in hub.requests
         assert model.pretrained_cfg['tag'] == 'in1k' and model.pretrained_cfg['license'] == 'mit'
-        _assert_authors_outputs(model, conv.original)
+        assert_authors_outputs(model, conv.original)
     finally:
         hub.server.remove_repo(repo)
     hub.clear_log()
     local = timm.create_model(f'local-dir:{conv.folder}', pretrained=True)
     assert hub.requests == []
-    _assert_authors_outputs(local, conv.original)
+    assert_authors_outputs(local, conv.original)
 
 
 def test_exported_files_config_and_hashes(converted):
@@ -385,14 +302,14 @@ def test_model_card(converted):
     assert 'Hosting' not in body
 
 
-@pytest.mark.parametrize('name', [name for name in FAMILY_CHECKPOINTS if 'hosting' in MANIFEST[name]])
+@pytest.mark.parametrize('name', [name for name in FAMILY_CHECKPOINTS if MANIFEST[name].hosting])
 def test_hosting_note_in_output_and_card(converted, name):
     conv = converted(name)
     entry = MANIFEST[name]
-    assert f"warning: {name}: {entry['hosting']}" in conv.stderr
+    assert f"warning: {name}: {entry.hosting}" in conv.stderr
     meta, body = _front_matter((conv.folder / 'README.md').read_text())
-    assert f"> **Hosting:** {entry['hosting']}" in body
-    assert meta['license'] == entry['license'] and meta['datasets'] == [entry['dataset']]
+    assert f"> **Hosting:** {entry.hosting}" in body
+    assert meta['license'] == entry.license and meta['datasets'] == [entry.dataset]
     if name.startswith('dcnv2'):  # a detection backbone without a classifier
         assert meta['pipeline_tag'] == 'image-feature-extraction' and '### Image Classification' not in body
 
@@ -424,7 +341,7 @@ def test_convert_cli_counts_macs_and_is_reproducible(converted, tmp_path):
 
 def test_checksum_mismatch_is_refused(tmp_path):
     name = 'blurpool_resnet18.lpf4_ft_in1k'
-    path = tmp_path / MANIFEST[name]['original_filename']
+    path = tmp_path / MANIFEST[name].original_filename
     path.write_bytes(b'not the file Adobe published')
     code, stdout, stderr = run_cli('convert', name, str(path), str(tmp_path / 'out'), '--no-macs')
     assert code == 2 and stdout == ''
@@ -510,7 +427,7 @@ def test_push_validates_arguments_and_folder(hub, converted, tmp_path):
 
 def test_push_refuses_a_restricted_checkpoint_unless_the_note_is_accepted(hub, converted):
     name = 'spconv_resnet50_a8.in1k'
-    folder, hosting = str(converted(name).folder), MANIFEST[name]['hosting']
+    folder, hosting = str(converted(name).folder), MANIFEST[name].hosting
     code, _, stderr = run_cli('push', folder, f'timm-tricks/{name}', '--dry-run')
     assert code == 2 and f'restricts hosting {name}: {hosting}' in stderr and '--accept-hosting-note' in stderr
     code, stdout, stderr = run_cli('push', folder, f'timm-tricks/{name}', '--dry-run', '--accept-hosting-note')
@@ -544,40 +461,99 @@ def _report(stdout: str) -> Dict[str, List[Tuple[str, str]]]:
     return rows
 
 
-def test_publish_all_converts_what_it_finds_and_reports_the_rest(hub, converted, tmp_path, capsys):
+@pytest.fixture
+def origin_host():
+    from origin_server import OriginServer
+    server = OriginServer()
+    yield server
+    server.close()
+
+
+def test_publish_all_downloads_converts_and_dry_runs(hub, converted, origin_host, tmp_path, capsys, monkeypatch):
     publish_all = _publish_all_main()
     conv = converted(PYCONV)
     originals = tmp_path / 'originals'
     originals.mkdir()
     os.link(conv.original.path, originals / 'pyconvresnet50.pth')  # the Google Drive file has no known name
-    (originals / MANIFEST['blurpool_resnet18.lpf4_ft_in1k']['original_filename']).write_bytes(b'damaged')
-    mapping = tmp_path / 'map.json'
+    (originals / MANIFEST['blurpool_resnet18.lpf4_ft_in1k'].original_filename).write_bytes(b'damaged')
+    mapping, urls = tmp_path / 'map.json', tmp_path / 'urls.json'
     mapping.write_text(json.dumps({PYCONV: 'pyconvresnet50.pth'}))
-    out_root = tmp_path / 'repos'
+    gone = origin_host.url('/gone.pth')  # the authors' host, emulated: a file that is not there any more
+    urls.write_text(json.dumps({'pyconv_resnet50.aug_in1k': gone}))
+    work = tmp_path / 'work'
+    common = ['--work', str(work), '--originals', str(originals), '--map', str(mapping), '--urls', str(urls),
+              '--no-macs']
 
-    args = [str(originals), str(out_root), '--map', str(mapping), '--no-macs', '--push', '--dry-run']
-    assert publish_all(args) == 1  # the damaged file is a failure
+    assert publish_all(common + ['--only', 'pyconv_resnet50.*']) == 1  # the download that fails is a failure
     report = _report(capsys.readouterr().out)
-    assert set(report) == set(MANIFEST)
-    assert report[PYCONV] == [('converted', str(out_root / PYCONV)), (
+    assert report[PYCONV] == [('converted', str(work / PYCONV)), (
         'dry run', f'would upload README.md, config.json, conversion.json, model.safetensors to '
                    f'{hub.server.endpoint}/timm-tricks/{PYCONV}')]
-    outcome, detail = report['blurpool_resnet18.lpf4_ft_in1k'][0]
-    assert outcome == 'failed' and 'expects a digest starting with 8cc58f59' in detail
-    assert report['dcnv2_resnet50.tv_in1k'] == [('not ours', 'loads timm/resnet50.tv_in1k: nothing to publish')]
-    assert report['blurpool_resnet34.lpf4_ft_in1k'] == [('missing', (
-        f"no {originals / 'resnet34_lpf4_finetune-db622952.pth'}; download: "
-        f"{MANIFEST['blurpool_resnet34.lpf4_ft_in1k']['download_url']}"))]
-    assert report['spconv_resnet50_a8.in1k'][0][1].startswith("the authors' file name is unknown: give it with --map")
+    outcome, detail = report['pyconv_resnet50.aug_in1k'][0]
+    assert outcome == 'failed' and f'{gone} answered HTTP 404 Not Found' in detail
     for name in ('model.safetensors', 'config.json'):
-        assert (out_root / PYCONV / name).read_bytes() == (conv.folder / name).read_bytes()
+        assert (work / PYCONV / name).read_bytes() == (conv.folder / name).read_bytes()
     assert hub.requests == []
 
-    assert publish_all([str(originals), str(out_root), '--only', 'pyconv_resnet50.*', '--map', str(mapping)]) == 0
-    report = _report(capsys.readouterr().out)
-    assert report[PYCONV] == [('kept', f'{out_root / PYCONV} was converted before')]
-    assert report['pyconv_resnet50.aug_in1k'][0][0] == 'missing'
+    assert publish_all(common + ['--only', PYCONV]) == 0  # resumed: the conversion is kept
+    assert _report(capsys.readouterr().out)[PYCONV][0] == ('kept', f'{work / PYCONV} was converted before')
 
+    # a hosting note skips the tag (nothing downloaded) unless a person accepted it; timm's repos are not ours
+    blurpool, tv = 'blurpool_resnet18.lpf4_ft_in1k', 'dcnv2_resnet50.tv_in1k'
+    assert publish_all(common + ['--only', 'blurpool_resnet18.lpf4_ft_in1k']) == 0
+    outcome, detail = _report(capsys.readouterr().out)[blurpool][0]
+    assert outcome == 'skipped' and detail.endswith(MANIFEST[blurpool].hosting)
+    assert publish_all(common + ['--only', blurpool, '--accept-hosting-note', blurpool]) == 1
+    outcome, detail = _report(capsys.readouterr().out)[blurpool][0]
+    assert outcome == 'failed' and 'expects a digest starting with 8cc58f59' in detail  # the damaged file
+    assert publish_all(common + ['--only', tv]) == 0
+    assert _report(capsys.readouterr().out)[tv] == [('not ours', 'loads timm/resnet50.tv_in1k: nothing to publish')]
+    assert origin_host.requests == [('GET', '/gone.pth', 404)]
+
+    for variable in ('HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'HF_OIDC_RESOURCE'):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(constants, 'HF_TOKEN_PATH', str(tmp_path / 'no-token'))
+    assert publish_all(common + ['--only', PYCONV, '--push']) == 2
+    assert 'error: --push needs a Hugging Face write token' in capsys.readouterr().err
     mapping.write_text(json.dumps({'pyconv_resnet50.in22k': 'x.pth'}))
-    assert publish_all([str(originals), str(out_root), '--map', str(mapping)]) == 2
+    assert publish_all(common) == 2
     assert 'not in the weights manifest: pyconv_resnet50.in22k' in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ the committed weights/ cards
+
+def test_committed_cards_are_what_the_manifest_generates(converted, tmp_path):
+    """weights/<arch.tag>/ holds the card and config.json of every repo of ours, exactly as
+    `scripts/publish_all.py --cards-only` writes them from the manifest (regenerate them after a manifest edit)."""
+    ours = sorted(name for name, entry in MANIFEST.items() if entry.hf_hub_id.startswith('timm-tricks/'))
+    committed = REPO_ROOT / 'weights'
+    assert sorted(p.name for p in committed.iterdir() if p.is_dir() and not p.name.startswith('_')) == ours
+    stale = []
+    for name in ours:
+        timm_tricks.publishing.write_card_files(name, tmp_path / name)
+        stale += [f'{name}/{file}' for file in ('README.md', 'config.json')
+                  if (tmp_path / name / file).read_bytes() != (committed / name / file).read_bytes()]
+    assert stale == [], 'run `python scripts/publish_all.py --cards-only`'
+    # the same code as `timm-tricks convert`: the config is identical; the card differs only where it must
+    conv = converted(PYCONV)
+    assert (conv.folder / 'config.json').read_bytes() == (committed / PYCONV / 'config.json').read_bytes()
+    card = (committed / PYCONV / 'README.md').read_text()
+    assert card.count('filled in when the repo is published') == 3
+    record = json.loads((conv.folder / 'conversion.json').read_text())
+    published = (conv.folder / 'README.md').read_text()
+    assert record['original']['sha256'] in published and 'filled in when the repo is published' not in published
+
+
+def test_manifest_errors_name_the_tag_and_the_field(monkeypatch):
+    from timm_tricks.weights import _entry
+    raw = RAW_MANIFEST[PYCONV]
+    cases = [
+        (dict(raw, checksum='sha256:XYZ'), "entry 'x.y': field 'checksum' 'sha256:XYZ' is malformed"),
+        ({k: v for k, v in raw.items() if k != 'license'}, "entry 'x.y': field 'license' is missing"),
+        (dict(raw, top1='77.9'), "entry 'x.y': field 'top1' must be int or float or NoneType, got '77.9'"),
+        (dict(raw, hostng='x'), "entry 'x.y': unknown field 'hostng'"),
+    ]
+    for value, expected in cases:
+        with pytest.raises(ManifestError, match=re.escape(expected)):
+            _entry('x.y', value)
+    assert _entry(PYCONV, raw) == MANIFEST[PYCONV]

@@ -14,11 +14,6 @@ _OUR_MODULE_PREFIX = 'timm_tricks.models.'
 # They stay timm's: we never re-register them. Maps name -> family.
 REFERENCE_MODELS: Dict[str, str] = {}
 
-# Reported ImageNet-1k top-1 of those reference models, filled by the family module that lists them: keyed
-# `arch.tag` (timm's weights) or bare `arch` (the paper's figure for the architecture). Not our checkpoints,
-# so kept apart from the weights manifest; `timm_tricks.weights.reported_top1` falls back to it.
-REFERENCE_TOP1: Dict[str, float] = {}
-
 
 def is_ours(name: str) -> bool:
     """True if `name` (an architecture, optionally `arch.tag`) was registered by timm_tricks."""

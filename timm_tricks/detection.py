@@ -2,20 +2,24 @@
 
 torchvision's own `BackboneWithFPN` relies on `IntermediateLayerGetter`, which does not fit timm models; this
 is the recipe of clients.md §3 as a module, with the `out_channels` attribute torchvision's detectors read.
+An optional `neck` (e.g. `timm_tricks.necks.AsffNeck` or `RfbNeck`) runs between the backbone and the FPN.
 """
 from collections import OrderedDict
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
+import timm
 import torch
 from torch import nn
 from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxPool, LastLevelP6P7
 
-import timm
-
 
 class TimmBackboneWithFPN(nn.Module):
-    """Multi-scale features of a timm model through an FPN, keyed '0', '1', ... (+ the extra levels)."""
+    """Multi-scale features of a timm model through an FPN, keyed '0', '1', ... (+ the extra levels).
+
+    `neck`: called with the backbone's `feature_info.channels()`, returns a module that maps the list of feature
+    maps to a list of the same sizes and has the list of its output channels as `out_channels`.
+    """
 
     def __init__(
             self,
@@ -24,18 +28,26 @@ class TimmBackboneWithFPN(nn.Module):
             fpn_channels: int = 256,
             extra_blocks: Optional[ExtraFPNBlock] = None,
             pretrained: bool = False,
+            neck: Optional[Callable[[List[int]], nn.Module]] = None,
             **model_kwargs,
     ):
         super().__init__()
         self.body = timm.create_model(
             model_name, features_only=True, out_indices=tuple(out_indices), pretrained=pretrained, **model_kwargs)
+        channels = self.body.feature_info.channels()
+        self.neck = neck(channels) if neck is not None else None
+        if self.neck is not None:
+            channels = list(self.neck.out_channels)
         self.fpn = FeaturePyramidNetwork(
-            self.body.feature_info.channels(), fpn_channels,
+            channels, fpn_channels,
             extra_blocks=extra_blocks if extra_blocks is not None else LastLevelMaxPool())
         self.out_channels = fpn_channels
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(self.body(x))))
+        features = self.body(x)
+        if self.neck is not None:
+            features = self.neck(features)
+        return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(features)))
 
 
 def faster_rcnn_backbone(model_name: str, pretrained: bool = False, **model_kwargs) -> TimmBackboneWithFPN:

@@ -18,3 +18,7 @@ class CheckpointMismatchError(TricksError, RuntimeError):
 
 class NoPretrainedWeightsError(TricksError, RuntimeError):
     """`pretrained=True` for an architecture that has no released weights."""
+
+
+class ExportError(TricksError, RuntimeError):
+    """A model, op or output path that cannot be exported (ONNX); the message names the model and the cause."""

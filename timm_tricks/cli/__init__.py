@@ -4,11 +4,13 @@ import sys
 from typing import List, Optional
 
 from ..errors import TricksError
+from . import download as download_commands
+from . import export as export_commands
 from . import models as models_commands
 from . import profile as profile_commands
 from . import weights as weights_commands
 
-COMMAND_GROUPS = (models_commands, profile_commands, weights_commands)
+COMMAND_GROUPS = (models_commands, download_commands, profile_commands, weights_commands, export_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,12 +1,12 @@
 """`timm-tricks list` (our models, their sizes and tags) and `timm-tricks info NAME` (cfg, features, weights)."""
 import json
 
-import torch
-
 import timm
+import torch
 
 from .._registry import is_ours, list_models, model_family, pretrained_tags, resolve_model_name
 from ..weights import load_manifest
+from .download import weight_sources
 
 
 def add_commands(subparsers) -> None:
@@ -58,12 +58,16 @@ def _info(args) -> int:
     for i, info in enumerate(model.feature_info.get_dicts()):
         print(f"  {i}  {info['num_chs']:>5}  {info['reduction']:>3}  {info['module']}")
     print('\nweights:')
-    entry = load_manifest().get(f'{cfg.architecture}.{cfg.tag}')
+    tag = f'{cfg.architecture}.{cfg.tag}'
+    entry = load_manifest().get(tag)
     if entry is not None:
         for key in ('hf_hub_id', 'source_repo', 'download_url', 'original_filename', 'checksum', 'license',
                     'top1', 'hosting'):
-            if entry.get(key) is not None:
-                print(f'  {key}: {entry[key]}')
+            if getattr(entry, key) is not None:
+                print(f'  {key}: {getattr(entry, key)}')
+        print('sources, in the order pretrained=True tries them:')
+        for i, line in enumerate(weight_sources(tag), 1):
+            print(f'  {i}. {line}')
     elif cfg.hf_hub_id or cfg.url:
         print(f'  {cfg.hf_hub_id or cfg.url} (timm)')
     else:

@@ -1,7 +1,7 @@
 """`timm-tricks convert` (the authors' checkpoint -> a Hub-ready folder) and `timm-tricks push` (upload it)."""
 import sys
 
-from ..weights.convert import convert_checkpoint, format_size, plan_upload, upload
+from ..publishing import convert_checkpoint, format_size, plan_upload, upload
 
 
 def add_commands(subparsers) -> None:

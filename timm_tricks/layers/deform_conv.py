@@ -10,9 +10,13 @@ and dilation, so its output always has the deformable conv's output size, for an
 `deform_groups * 3 * kh * kw` channels: the first two thirds are the offsets, the last third the mask logits
 (mask = sigmoid). It is zero-initialised as in the paper: offsets 0, mask 0.5.
 
-We call the registered op `torch.ops.torchvision.deform_conv2d` directly rather than the Python wrapper
-`torchvision.ops.deform_conv2d`: the wrapper's argument checks are Python control flow on tensor shapes, which
-`torch.fx` cannot trace; the op itself is bit-identical, scriptable, FX-traceable and compilable.
+Compute: on CPU, `deform_conv2d_cpu` (grid_sample columns + one 1x1 conv, multithreaded; same function, several
+times faster than torchvision's serial CPU kernel, for inference and training). Elsewhere (GPU, meta) and while
+`torch.jit` traces (ONNX export, fvcore's FLOP count, both of which know `torchvision::deform_conv2d`), the
+registered op `torch.ops.torchvision.deform_conv2d` is called directly rather than the Python wrapper
+`torchvision.ops.deform_conv2d`, whose argument checks are Python control flow that `torch.fx` cannot trace.
+The dispatching function `deform_conv2d` is an FX leaf (`torch.fx.wrap`), so the layer traces with plain
+`torch.fx`; it is also scriptable and compilable.
 
 Mixed precision: torchvision registers an autocast kernel for the op on CUDA only (it runs the op in float32 and
 returns the input's dtype); its CPU kernel has no bfloat16 and rejects mixed dtypes, so under CPU autocast a
@@ -23,10 +27,13 @@ import math
 from typing import Optional, Tuple, Union
 
 import torch
+import torch.fx
 import torchvision  # noqa: F401  (registers torch.ops.torchvision.deform_conv2d)
 from torch import nn
 
-__all__ = ['ModulatedDeformConv2d']
+from .deform_conv_cpu import deform_conv2d_cpu
+
+__all__ = ['ModulatedDeformConv2d', 'deform_conv2d']
 
 IntOrPair = Union[int, Tuple[int, int]]
 
@@ -59,6 +66,39 @@ def _register_cpu_autocast() -> Optional[torch.library.Library]:
 
 
 _AUTOCAST_CPU_LIB = _register_cpu_autocast()  # kept alive: the registration lasts as long as the Library object
+
+
+def _cpu_autocast_enabled() -> bool:
+    if torch.jit.is_scripting():
+        return False  # TorchScript cannot read the autocast state (torch 2.14 crashes); scripts take the fast path
+    return torch.is_autocast_enabled('cpu')
+
+
+def deform_conv2d(
+        input: torch.Tensor,
+        weight: torch.Tensor,
+        offset: torch.Tensor,
+        mask: torch.Tensor,
+        bias: Optional[torch.Tensor],
+        stride: Tuple[int, int],
+        padding: Tuple[int, int],
+        dilation: Tuple[int, int],
+        groups: int,
+        offset_groups: int,
+) -> torch.Tensor:
+    """Modulated deformable conv (torchvision's function and layouts): the fast tensor-op path on CPU, torchvision's
+    kernel on other devices, under `torch.jit` tracing (so exporters and FLOP counters see the op) and under CPU
+    autocast (whose float32 policy is registered for the op above)."""
+    if input.is_cpu and not torch.jit.is_tracing() and not _cpu_autocast_enabled():
+        return deform_conv2d_cpu(input, weight, offset, mask, bias, stride, padding, dilation, groups, offset_groups)
+    if bias is None:
+        bias = input.new_zeros(weight.shape[0])
+    return torch.ops.torchvision.deform_conv2d(
+        input, weight, offset, mask, bias, stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1],
+        groups, offset_groups, True)
+
+
+torch.fx.wrap('deform_conv2d')  # an FX leaf: its device / tracing checks are not traceable control flow
 
 
 def _pair(v: IntOrPair) -> Tuple[int, int]:
@@ -146,13 +186,9 @@ class ModulatedDeformConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         offset, mask = self.offset_and_mask(x)
-        bias = self.bias
-        if bias is None:
-            bias = x.new_zeros(self.out_channels)
-        return torch.ops.torchvision.deform_conv2d(
-            x, self.weight, offset, mask, bias,
-            self.stride[0], self.stride[1], self.padding[0], self.padding[1], self.dilation[0], self.dilation[1],
-            self.groups, self.deform_groups, True)
+        return deform_conv2d(
+            x, self.weight, offset, mask, self.bias, self.stride, self.padding, self.dilation, self.groups,
+            self.deform_groups)
 
     def extra_repr(self) -> str:
         s = (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, '

@@ -45,20 +45,25 @@ def create_pyconv(
         in_chs: int,
         out_chs: int,
         kernel_sizes: Sequence[int],
-        groups: Sequence[int],
+        level_groups: Sequence[int],
         out_fractions: Sequence[float],
         stride: int = 1,
         dilation: int = 1,
+        groups: int = 1,
         device=None,
         dtype=None,
 ) -> Union[PyConv2d, nn.Conv2d]:
-    """A PyConv whose level `i` produces `out_fractions[i] * out_chs` channels; one level is a plain conv."""
+    """A PyConv whose level `i` produces `out_fractions[i] * out_chs` channels; one level is a plain conv.
+
+    `groups` (a block's cardinality) multiplies every level's own group count `level_groups[i]`.
+    """
+    level_groups = [g * groups for g in level_groups]
     if len(kernel_sizes) == 1:
         k = kernel_sizes[0]
         return nn.Conv2d(
-            in_chs, out_chs, k, stride=stride, padding=dilation * (k // 2), dilation=dilation, groups=groups[0],
+            in_chs, out_chs, k, stride=stride, padding=dilation * (k // 2), dilation=dilation, groups=level_groups[0],
             bias=False, device=device, dtype=dtype)
     level_out_chs = [int(out_chs * f) for f in out_fractions]
     if sum(level_out_chs) != out_chs:
         raise ValueError(f'level widths {level_out_chs} do not add up to {out_chs}')
-    return PyConv2d(in_chs, level_out_chs, kernel_sizes, groups, stride, dilation, device=device, dtype=dtype)
+    return PyConv2d(in_chs, level_out_chs, kernel_sizes, level_groups, stride, dilation, device=device, dtype=dtype)

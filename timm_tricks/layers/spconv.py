@@ -19,51 +19,10 @@ from typing import Optional, Tuple, Type
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops.misc import FrozenBatchNorm2d
 
-__all__ = ['SPConv2d', 'SPConv2dFused', 'norm_scale_shift', 'fold_conv_norm']
+from .fold import conv_like, norm_scale_shift
 
-
-def norm_scale_shift(norm: nn.Module) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel (scale, shift) of an inference-mode BatchNorm: `norm(x) == x * scale + shift`."""
-    if isinstance(norm, nn.modules.batchnorm._BatchNorm):
-        if norm.running_mean is None or norm.running_var is None:
-            raise TypeError(f'cannot fold {type(norm).__name__} without running statistics')
-    elif not isinstance(norm, FrozenBatchNorm2d):
-        raise TypeError(
-            f'cannot fold a {type(norm).__name__} into a convolution: only BatchNorm layers with running '
-            'statistics (nn.BatchNorm2d, SyncBatchNorm, FrozenBatchNorm2d) can be folded')
-    mean, var = norm.running_mean.detach(), norm.running_var.detach()
-    scale = torch.rsqrt(var + norm.eps)
-    if norm.weight is not None:
-        scale = scale * norm.weight.detach()
-    shift = -mean * scale
-    if norm.bias is not None:
-        shift = shift + norm.bias.detach()
-    return scale, shift
-
-
-def _conv_like(conv: nn.Conv2d, weight: torch.Tensor, bias: Optional[torch.Tensor], **overrides) -> nn.Conv2d:
-    """A conv with `conv`'s geometry (unless overridden) holding `weight` and `bias`."""
-    args = dict(
-        stride=conv.stride, padding=conv.padding, dilation=conv.dilation, groups=conv.groups)
-    args.update(overrides)
-    out = nn.Conv2d(
-        weight.shape[1] * args['groups'], weight.shape[0], weight.shape[2:], bias=bias is not None,
-        device=weight.device, dtype=weight.dtype, **args)
-    with torch.no_grad():
-        out.weight.copy_(weight)
-        if bias is not None:
-            out.bias.copy_(bias)
-    return out
-
-
-def fold_conv_norm(conv: nn.Conv2d, norm: nn.Module) -> nn.Conv2d:
-    """`norm(conv(x))` as one conv with bias (inference-mode BatchNorm statistics)."""
-    scale, shift = norm_scale_shift(norm)
-    weight = conv.weight.detach() * scale.view(-1, 1, 1, 1)
-    bias = shift if conv.bias is None else conv.bias.detach() * scale + shift
-    return _conv_like(conv, weight, bias)
+__all__ = ['SPConv2d', 'SPConv2dFused']
 
 
 class SPConv2d(nn.Module):
@@ -75,7 +34,8 @@ class SPConv2d(nn.Module):
         stride: 1 or 2 (any s > 1 works: s x s average pooling with ceil_mode on the 1x1 paths).
         dilation: dilation of the 3x3 (for output_stride 8/16 in a de-strided stage; stride must then be 1).
         ratio: alpha, the representative fraction of the input channels.
-        groups: groups of the 3x3 on the representative part; the authors use 2 for every alpha.
+        gwc_groups: groups of the 3x3 on the representative part; the authors use 2 for every alpha.
+        groups: a block's cardinality; SPConv has no grouped (ResNeXt) form, so only 1.
         norm_layer: the two inner norms (`bn1` after gwc + pwc, `bn2` after the 1x1).
     """
 
@@ -86,22 +46,25 @@ class SPConv2d(nn.Module):
             stride: int = 1,
             dilation: int = 1,
             ratio: float = 0.5,
-            groups: int = 2,
+            gwc_groups: int = 2,
+            groups: int = 1,
             norm_layer: Type[nn.Module] = nn.BatchNorm2d,
             device=None,
             dtype=None,
     ):
         super().__init__()
         dd = dict(device=device, dtype=dtype)
+        if groups != 1:
+            raise ValueError(f'SPConv2d has no grouped form (groups={groups}): use it in blocks with cardinality 1')
         rep_chs = int(in_chs * ratio)
         if not 0 < rep_chs < in_chs:
             raise ValueError(
                 f'SPConv ratio {ratio} splits {in_chs} channels into {rep_chs} representative and '
                 f'{in_chs - rep_chs} redundant ones; both parts must be non-empty')
-        if rep_chs % groups or out_chs % groups:
+        if rep_chs % gwc_groups or out_chs % gwc_groups:
             raise ValueError(
                 f'SPConv: the {rep_chs} representative channels (int({in_chs} * {ratio})) and the {out_chs} output '
-                f'channels must be divisible by the 3x3 groups ({groups})')
+                f'channels must be divisible by the 3x3 groups ({gwc_groups})')
         if stride > 1 and dilation > 1:
             raise ValueError('SPConv: stride > 1 and dilation > 1 together are not supported')
         self.in_chs = in_chs
@@ -112,7 +75,7 @@ class SPConv2d(nn.Module):
         self.dilation = dilation
 
         self.gwc = nn.Conv2d(
-            rep_chs, out_chs, 3, stride=stride, padding=dilation, dilation=dilation, groups=groups, bias=False, **dd)
+            rep_chs, out_chs, 3, stride=stride, padding=dilation, dilation=dilation, groups=gwc_groups, bias=False, **dd)
         self.pwc = nn.Conv2d(rep_chs, out_chs, 1, bias=False, **dd)
         self.conv1x1 = nn.Conv2d(self.red_chs, out_chs, 1, bias=True, **dd)
         # ceil_mode: a partial last window averages the real elements only, so the pooled paths give
@@ -172,21 +135,21 @@ class SPConv2d(nn.Module):
             for i in range(g):
                 dense[i * oc:(i + 1) * oc, i * ic:(i + 1) * ic] = gwc_w[i * oc:(i + 1) * oc]
             dense[:, :, 1, 1] += pwc_w[:, :, 0, 0]
-            conv_rep = _conv_like(self.gwc, dense, rep_b, groups=1)
-            conv_pw = _conv_like(self.conv1x1, red_w, red_b)
+            conv_rep = conv_like(self.gwc, dense, rep_b, groups=1)
+            conv_pw = conv_like(self.conv1x1, red_w, red_b)
         elif merge == 'pointwise':
-            conv_rep = _conv_like(self.gwc, gwc_w, rep_b)
+            conv_rep = conv_like(self.gwc, gwc_w, rep_b)
             if self.rep_chs == self.red_chs:  # block-diagonal: a 2-group 1x1
                 pw_w, groups = torch.cat([pwc_w, red_w], 0), 2
             else:
                 pw_w, groups = gwc_w.new_zeros(2 * self.out_chs, self.in_chs, 1, 1), 1
                 pw_w[:self.out_chs, :self.rep_chs] = pwc_w
                 pw_w[self.out_chs:, self.rep_chs:] = red_w
-            conv_pw = _conv_like(self.pwc, pw_w, torch.cat([torch.zeros_like(red_b), red_b]), groups=groups)
+            conv_pw = conv_like(self.pwc, pw_w, torch.cat([torch.zeros_like(red_b), red_b]), groups=groups)
         else:
-            conv_rep = _conv_like(self.gwc, gwc_w, rep_b)
-            conv_pw = _conv_like(self.conv1x1, red_w, red_b)
-        extra = _conv_like(self.pwc, pwc_w, None) if merge == 'none' else None
+            conv_rep = conv_like(self.gwc, gwc_w, rep_b)
+            conv_pw = conv_like(self.conv1x1, red_w, red_b)
+        extra = conv_like(self.pwc, pwc_w, None) if merge == 'none' else None
         return SPConv2dFused(
             conv_rep, conv_pw, inv_scale, self.rep_chs, self.out_chs, self.stride, merge, pwc=extra)
 

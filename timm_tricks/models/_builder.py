@@ -1,13 +1,22 @@
-"""`build_model_with_cfg` plus a clear error when `pretrained=True` has no weights to load, and the shared cfg."""
+"""`build_model_with_cfg` plus the authors' downloads as the fallback of our Hub repos, a clear error when
+`pretrained=True` has no weights to load, and the shared cfg."""
+import logging
+from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Type
 
-from torch import nn
-
+import timm
+import torch
+from huggingface_hub.errors import LocalEntryNotFoundError, RemoteEntryNotFoundError, RepositoryNotFoundError
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg
 from timm.models._builder import resolve_pretrained_cfg
+from timm.models._pretrained import PretrainedCfg
+from torch import nn
 
 from ..errors import NoPretrainedWeightsError
+from ..weights import load_manifest, origin
+
+_logger = logging.getLogger(__name__)
 
 _WEIGHT_SOURCES = ('state_dict', 'file', 'hf_hub_id', 'url')
 
@@ -22,6 +31,20 @@ def imagenet_cfg(**kwargs) -> Dict[str, Any]:
     }
 
 
+def merge_model_args(model_args: Dict[str, Any], kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """A family's `model_args` updated by the user's kwargs; `block_args` merge key by key and `stage_args`
+    stage by stage (the user's win), so a user's plug-in adds to the family's own layers instead of replacing them."""
+    merged = dict(model_args, **kwargs)
+    if model_args.get('block_args') and kwargs.get('block_args'):
+        merged['block_args'] = dict(model_args['block_args'], **kwargs['block_args'])
+    if model_args.get('stage_args') and kwargs.get('stage_args'):
+        family, user = list(model_args['stage_args']), list(kwargs['stage_args'])
+        if len(family) != len(user):
+            raise ValueError(f'stage_args needs one dict per stage ({len(family)}), got {len(user)}')
+        merged['stage_args'] = [dict(f, **u) for f, u in zip(family, user)]
+    return merged
+
+
 def build_tricks_model(
         model_cls: Type[nn.Module],
         variant: str,
@@ -29,7 +52,13 @@ def build_tricks_model(
         pretrained_filter_fn: Optional[Callable[[Dict[str, Any], nn.Module], Dict[str, Any]]] = None,
         **kwargs,
 ) -> nn.Module:
-    """timm's builder; for an architecture without weights, `pretrained=True` raises instead of a log line."""
+    """timm's builder, with two additions for `pretrained=True`.
+
+    * An architecture without weights raises instead of a log line.
+    * A tag of the weights manifest whose Hub repo does not exist (yet) loads the authors' original from the cfg's
+      `url` instead, converted once and cached (`timm_tricks.weights.origin`); offline, a cached conversion stands
+      in for the Hub. `hf-hub:` names and explicit `file` / `state_dict` overlays are timm's, untouched.
+    """
     if pretrained:
         cfg = resolve_pretrained_cfg(
             variant, pretrained_cfg=kwargs.get('pretrained_cfg'),
@@ -38,4 +67,48 @@ def build_tricks_model(
             raise NoPretrainedWeightsError(
                 f"'{variant}' has no released weights (tag '{cfg.tag}'). Create it with pretrained=False, or "
                 "load your own with pretrained=True, pretrained_cfg_overlay=dict(file='path/to/checkpoint').")
+        if _falls_back_to_origin(cfg):
+            try:
+                return build_model_with_cfg(
+                    model_cls, variant, pretrained, pretrained_filter_fn=pretrained_filter_fn, **kwargs)
+            except (RepositoryNotFoundError, RemoteEntryNotFoundError, LocalEntryNotFoundError) as error:
+                weights = _origin_weights(cfg, error, pretrained_filter_fn)
+                if weights is None:
+                    raise
+            kwargs['pretrained_cfg_overlay'] = dict(kwargs.get('pretrained_cfg_overlay') or {}, file=str(weights))
     return build_model_with_cfg(model_cls, variant, pretrained, pretrained_filter_fn=pretrained_filter_fn, **kwargs)
+
+
+def _falls_back_to_origin(cfg: PretrainedCfg) -> bool:
+    """A manifest tag that timm would load from its Hub repo, with an original download to fall back to."""
+    return bool(cfg.hf_hub_id and cfg.url and cfg.source != 'hf-hub' and not cfg.file and not cfg.state_dict
+                and f'{cfg.architecture}.{cfg.tag}' in load_manifest())
+
+
+def _origin_weights(cfg: PretrainedCfg, hub_error: Exception, filter_fn: Optional[Callable]) -> Optional[Path]:
+    """The converted authors' weights standing in for the Hub's, or None where the Hub's error must stand."""
+    name = f'{cfg.architecture}.{cfg.tag}'
+    cached = origin.cached_conversion(name)
+    if not origin.hub_says_missing(hub_error):  # offline or unreachable: never download, use what is cached
+        if cached is not None:
+            _logger.info(f"{name}: the Hub cannot be reached ({type(hub_error).__name__}); using the authors' "
+                         f'original from {origin.cached_origin_url(name)}, converted, cached at {cached}')
+        return cached
+    if cached is None:
+        cached = origin.fetch_converted(name, cfg.url, lambda checkpoint: _convert(name, checkpoint, filter_fn))
+        how = 'downloaded'
+    else:
+        how = 'converted earlier'
+    _logger.info(f"{name}: no Hub repo {cfg.hf_hub_id}; using the authors' original from "
+                 f'{origin.cached_origin_url(name)} ({how}), converted, cached at {cached}')
+    return cached
+
+
+def _convert(name: str, checkpoint: Any, filter_fn: Optional[Callable]) -> Dict[str, torch.Tensor]:
+    """The authors' checkpoint in our key layout: the family's filter against the tag's model as registered (the
+    cached file does not depend on the caller's num_classes, in_chans or features_only)."""
+    if filter_fn is None:
+        return checkpoint
+    with torch.device('meta'):  # shapes and names are all the filter needs: nothing is allocated
+        model = timm.create_model(name)
+    return filter_fn(checkpoint, model)

@@ -25,7 +25,7 @@ Every input size >= 32 works (the authors' k=4/k=5 models fail at 32x32; see `Bl
 """
 import re
 from functools import partial
-from typing import Any, Dict, Optional, Sequence, Type
+from typing import Any, Dict, Optional
 
 import torch
 from torch import nn
@@ -35,125 +35,23 @@ from timm.models import generate_default_cfgs, register_model
 from ..errors import CheckpointMismatchError
 from ..layers import BlurPool2d
 from ..weights import released_cfg
-from ._builder import build_tricks_model, imagenet_cfg
+from ._builder import build_tricks_model, imagenet_cfg, merge_model_args
 from ._checkpoint import filter_checkpoint, strip_prefixes, unwrap_state_dict
-from ._resnet_base import BasicBlock, Bottleneck, TricksResNet
-
-__all__ = ['BlurPoolResNet', 'BlurBottleneck', 'BlurBasicBlock', 'blur_max_pool_stem', 'blur_shortcut']
+from ._resnet import BasicBlock, Bottleneck, PluggableResNet, aa_shortcut, conv_shortcut, max_pool_stem
 
 
-def _blur_or_identity(chs: int, filter_size: int, stride: int, device=None, dtype=None) -> nn.Module:
-    if stride == 1:
-        return nn.Identity()
-    return BlurPool2d(chs, filt_size=filter_size, stride=stride, device=device, dtype=dtype)
-
-
-class BlurBottleneck(Bottleneck):
-    """torchvision's bottleneck (ResNeXt / Wide via `cardinality`, `base_width`) with the stride moved into a blur
-    between the 3x3 conv's activation and `conv3`."""
-
-    def make_width(self, planes: int, cardinality: int = 1, base_width: int = 64, **family_args) -> int:
-        return int(planes * (base_width / 64.)) * cardinality
-
-    def make_conv2(
-            self,
-            chs: int,
-            stride: int,
-            dilation: int,
-            first_dilation: int,
-            norm_layer: Type[nn.Module],
-            filter_size: int = 4,
-            cardinality: int = 1,
-            base_width: int = 64,
-            device=None,
-            dtype=None,
-    ) -> nn.Module:
-        # the stride goes to `aa`
-        return super().make_conv2(
-            chs, 1, dilation, first_dilation, norm_layer, groups=cardinality, device=device, dtype=dtype)
-
-    def make_aa(self, chs: int, stride: int, filter_size: int = 4, device=None, dtype=None, **family_args) -> nn.Module:
-        return _blur_or_identity(chs, filter_size, stride, device=device, dtype=dtype)
-
-
-class BlurBasicBlock(BasicBlock):
-    """torchvision's basic block with the stride moved into a blur between `conv1`'s activation and `conv2`."""
-
-    def __init__(self, in_chs: int, planes: int, cardinality: int = 1, base_width: int = 64, **kwargs):
-        if cardinality != 1 or base_width != 64:
-            raise ValueError('BlurBasicBlock supports only cardinality=1 and base_width=64 (as torchvision)')
-        super().__init__(in_chs, planes, **kwargs)
-
-    def make_conv1(self, in_chs: int, out_chs: int, stride: int, *args, filter_size: int = 4, **kwargs) -> nn.Module:
-        # the stride goes to `aa`
-        return super().make_conv1(in_chs, out_chs, 1, *args, **kwargs)
-
-    def make_conv2(self, *args, filter_size: int = 4, **kwargs) -> nn.Module:
-        return super().make_conv2(*args, **kwargs)
-
-    def make_aa(self, chs: int, stride: int, filter_size: int = 4, device=None, dtype=None) -> nn.Module:
-        return _blur_or_identity(chs, filter_size, stride, device=device, dtype=dtype)
-
-
-def blur_max_pool_stem(chs: int, filter_size: int = 4, device=None, dtype=None) -> nn.Module:
-    """The authors' stem pool: 2x2 max-pool with stride 1 (no padding), then a stride-2 blur (`maxpool.0/.1`)."""
-    return nn.Sequential(
-        nn.MaxPool2d(kernel_size=2, stride=1),
-        BlurPool2d(chs, filt_size=filter_size, stride=2, device=device, dtype=dtype),
+def blurpool_args(filter_size: int = 4) -> Dict[str, Any]:
+    """The authors' anti-aliasing with a `filter_size` blur: stride-1 max-pool (2x2) + blur in the stem, blur after
+    the strided blocks' activation, blur before the 1x1 of the projections of layers 2-4 (`downsample.0/.1/.2`;
+    layer1's is torchvision's `downsample.0/.1`)."""
+    if not 1 <= filter_size <= 7:
+        raise ValueError(f'filter_size must be in 1..7, got {filter_size}')
+    blur = partial(BlurPool2d, filter_size=filter_size)
+    return dict(
+        aa_layer=blur,
+        stem_pool=partial(max_pool_stem, kernel_size=2),
+        shortcut=(conv_shortcut, *[partial(aa_shortcut, aa_layer=blur)] * 3),
     )
-
-
-def blur_shortcut(
-        in_chs: int,
-        out_chs: int,
-        stride: int,
-        stage_stride: int,
-        norm_layer: Type[nn.Module],
-        filter_size: int = 4,
-        device=None,
-        dtype=None,
-) -> nn.Module:
-    """Projection shortcut: blur (stride 2), 1x1 conv with stride 1, norm (`downsample.0/.1/.2`).
-
-    In a stage without stride in the architecture (layer1) it is torchvision's 1x1 conv + norm
-    (`downsample.0/.1`); in a stage de-strided for `output_stride` the blur becomes an `nn.Identity`, so the
-    conv and norm keep their keys (and the pretrained weights still load).
-    """
-    dd = dict(device=device, dtype=dtype)
-    conv_norm = [nn.Conv2d(in_chs, out_chs, 1, bias=False, **dd), norm_layer(out_chs, **dd)]
-    if stage_stride == 1:
-        return nn.Sequential(*conv_norm)
-    return nn.Sequential(_blur_or_identity(in_chs, filter_size, stride, **dd), *conv_norm)
-
-
-class BlurPoolResNet(TricksResNet):
-    """`TricksResNet` with the authors' blur stem pool, blur blocks and blur shortcut.
-
-    Args (besides `TricksResNet`'s):
-        filter_size: binomial filter size of every blur, 1-7 (authors' released models: 2-5; default 4).
-        cardinality, base_width: bottleneck groups and width per group (ResNeXt 32x4d: 32, 4; Wide: 1, 128).
-    """
-
-    def __init__(
-            self,
-            block: Type[nn.Module],
-            layers: Sequence[int],
-            filter_size: int = 4,
-            cardinality: int = 1,
-            base_width: int = 64,
-            **kwargs,
-    ):
-        if not 1 <= filter_size <= 7:
-            raise ValueError(f'filter_size must be in 1..7, got {filter_size}')
-        super().__init__(
-            block,
-            layers,
-            stem_pool=partial(blur_max_pool_stem, filter_size=filter_size),
-            shortcut=partial(blur_shortcut, filter_size=filter_size),
-            block_args=dict(filter_size=filter_size, cardinality=cardinality, base_width=base_width),
-            **kwargs,
-        )
-        self.filter_size = filter_size
 
 
 # the authors' names -> ours: the conv after the blur inside `conv3` / `conv2` of a strided block
@@ -169,7 +67,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
     """
     flat = strip_prefixes(unwrap_state_dict(state_dict), ('module.',))
     filters = {k: tuple(v.shape) for k, v in flat.items() if k.endswith('.filt')}
-    model_size = getattr(model, 'filter_size', None)
+    model_size = next((m.filter_size for m in model.modules() if isinstance(m, BlurPool2d)), None)
     wrong = {k: s for k, s in filters.items() if model_size is not None and s[-1] != model_size}
     if wrong:
         key, shape = next(iter(wrong.items()))
@@ -186,9 +84,12 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
     return filter_checkpoint(flat, model, prefixes=(), rename=rename)
 
 
-def _create_blurpool_resnet(variant: str, pretrained: bool = False, **kwargs) -> BlurPoolResNet:
+def _create_blurpool_resnet(variant: str, pretrained: bool = False, filter_size: int = 4, **kwargs) -> PluggableResNet:
+    if kwargs.get('aa_layer') is not None:
+        raise ValueError(f'{variant} has its own anti-aliasing (a binomial blur): set filter_size, not aa_layer')
+    kwargs = merge_model_args(blurpool_args(filter_size), kwargs)
     return build_tricks_model(
-        BlurPoolResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
+        PluggableResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
 
 
 def _released(name: str) -> Dict[str, Any]:
@@ -207,138 +108,140 @@ _TAGS = (
 default_cfgs = generate_default_cfgs({name: _released(name) for name in _TAGS})
 
 _DEPTHS = {
-    18: (BlurBasicBlock, (2, 2, 2, 2)), 34: (BlurBasicBlock, (3, 4, 6, 3)), 50: (BlurBottleneck, (3, 4, 6, 3)),
-    101: (BlurBottleneck, (3, 4, 23, 3)), 152: (BlurBottleneck, (3, 8, 36, 3)),
+    18: (BasicBlock, (2, 2, 2, 2)), 34: (BasicBlock, (3, 4, 6, 3)), 50: (Bottleneck, (3, 4, 6, 3)),
+    101: (Bottleneck, (3, 4, 23, 3)), 152: (Bottleneck, (3, 8, 36, 3)),
 }
 
 
-def _build(variant: str, depth: int, pretrained: bool, kwargs: Dict[str, Any], **model_args) -> BlurPoolResNet:
+def _build(
+        variant: str, depth: int, pretrained: bool, kwargs: Dict[str, Any], filter_size: int = 4, **block_args,
+) -> PluggableResNet:
     block, layers = _DEPTHS[depth]
-    model_args = dict(block=block, layers=layers, **model_args)
-    return _create_blurpool_resnet(variant, pretrained, **dict(model_args, **kwargs))
+    model_args = dict(block=block, layers=layers, filter_size=filter_size, block_args=block_args)
+    return _create_blurpool_resnet(variant, pretrained, **merge_model_args(model_args, kwargs))
 
 
 @register_model
-def blurpool_resnet18(pretrained: bool = False, **kwargs) -> BlurPoolResNet:
+def blurpool_resnet18(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Anti-aliased ResNet-18 (Tri-4 blur)."""
     return _build('blurpool_resnet18', 18, pretrained, kwargs)
 
 
 @register_model
-def blurpool_resnet34(pretrained: bool = False, **kwargs) -> BlurPoolResNet:
+def blurpool_resnet34(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Anti-aliased ResNet-34 (Tri-4 blur)."""
     return _build('blurpool_resnet34', 34, pretrained, kwargs)
 
 
 @register_model
-def blurpool_resnet50(pretrained: bool = False, **kwargs) -> BlurPoolResNet:
+def blurpool_resnet50(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Anti-aliased ResNet-50 (Tri-4 blur)."""
     return _build('blurpool_resnet50', 50, pretrained, kwargs)
 
 
 @register_model
-def blurpool_resnet101(pretrained: bool = False, **kwargs) -> BlurPoolResNet:
+def blurpool_resnet101(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Anti-aliased ResNet-101 (Tri-4 blur)."""
     return _build('blurpool_resnet101', 101, pretrained, kwargs)
 
 
 @register_model
-def blurpool_resnet152(pretrained: bool = False, **kwargs) -> BlurPoolResNet:
+def blurpool_resnet152(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Anti-aliased ResNet-152 (Tri-4 blur)."""
     return _build('blurpool_resnet152', 152, pretrained, kwargs)
 
 
 @register_model
-def blurpool_resnext50_32x4d(pretrained: bool = False, **kwargs) -> BlurPoolResNet:
+def blurpool_resnext50_32x4d(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Anti-aliased ResNeXt-50 32x4d (Tri-4 blur)."""
     return _build('blurpool_resnext50_32x4d', 50, pretrained, kwargs, cardinality=32, base_width=4)
 
 
 @register_model
-def blurpool_resnext101_32x8d(pretrained: bool = False, **kwargs) -> BlurPoolResNet:
+def blurpool_resnext101_32x8d(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Anti-aliased ResNeXt-101 32x8d (Tri-4 blur)."""
     return _build('blurpool_resnext101_32x8d', 101, pretrained, kwargs, cardinality=32, base_width=8)
 
 
 @register_model
-def blurpool_wide_resnet50_2(pretrained: bool = False, **kwargs) -> BlurPoolResNet:
+def blurpool_wide_resnet50_2(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Anti-aliased Wide ResNet-50-2 (Tri-4 blur)."""
     return _build('blurpool_wide_resnet50_2', 50, pretrained, kwargs, base_width=128)
 
 
 @register_model
-def blurpool_wide_resnet101_2(pretrained: bool = False, **kwargs) -> BlurPoolResNet:
+def blurpool_wide_resnet101_2(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Anti-aliased Wide ResNet-101-2 (Tri-4 blur)."""
     return _build('blurpool_wide_resnet101_2', 101, pretrained, kwargs, base_width=128)
 
 
 @register_model
-def blurpool_resnet18_lpf2(pretrained: bool = False, **kwargs) -> BlurPoolResNet:
+def blurpool_resnet18_lpf2(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Anti-aliased ResNet-18 with the Rect-2 blur ([1, 1])."""
     return _build('blurpool_resnet18_lpf2', 18, pretrained, kwargs, filter_size=2)
 
 
 @register_model
-def blurpool_resnet18_lpf3(pretrained: bool = False, **kwargs) -> BlurPoolResNet:
+def blurpool_resnet18_lpf3(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Anti-aliased ResNet-18 with the Tri-3 blur ([1, 2, 1])."""
     return _build('blurpool_resnet18_lpf3', 18, pretrained, kwargs, filter_size=3)
 
 
 @register_model
-def blurpool_resnet18_lpf5(pretrained: bool = False, **kwargs) -> BlurPoolResNet:
+def blurpool_resnet18_lpf5(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Anti-aliased ResNet-18 with the Bin-5 blur ([1, 4, 6, 4, 1])."""
     return _build('blurpool_resnet18_lpf5', 18, pretrained, kwargs, filter_size=5)
 
 
 @register_model
-def blurpool_resnet34_lpf2(pretrained: bool = False, **kwargs) -> BlurPoolResNet:
+def blurpool_resnet34_lpf2(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Anti-aliased ResNet-34 with the Rect-2 blur."""
     return _build('blurpool_resnet34_lpf2', 34, pretrained, kwargs, filter_size=2)
 
 
 @register_model
-def blurpool_resnet34_lpf3(pretrained: bool = False, **kwargs) -> BlurPoolResNet:
+def blurpool_resnet34_lpf3(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Anti-aliased ResNet-34 with the Tri-3 blur."""
     return _build('blurpool_resnet34_lpf3', 34, pretrained, kwargs, filter_size=3)
 
 
 @register_model
-def blurpool_resnet34_lpf5(pretrained: bool = False, **kwargs) -> BlurPoolResNet:
+def blurpool_resnet34_lpf5(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Anti-aliased ResNet-34 with the Bin-5 blur."""
     return _build('blurpool_resnet34_lpf5', 34, pretrained, kwargs, filter_size=5)
 
 
 @register_model
-def blurpool_resnet50_lpf2(pretrained: bool = False, **kwargs) -> BlurPoolResNet:
+def blurpool_resnet50_lpf2(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Anti-aliased ResNet-50 with the Rect-2 blur."""
     return _build('blurpool_resnet50_lpf2', 50, pretrained, kwargs, filter_size=2)
 
 
 @register_model
-def blurpool_resnet50_lpf3(pretrained: bool = False, **kwargs) -> BlurPoolResNet:
+def blurpool_resnet50_lpf3(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Anti-aliased ResNet-50 with the Tri-3 blur."""
     return _build('blurpool_resnet50_lpf3', 50, pretrained, kwargs, filter_size=3)
 
 
 @register_model
-def blurpool_resnet50_lpf5(pretrained: bool = False, **kwargs) -> BlurPoolResNet:
+def blurpool_resnet50_lpf5(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Anti-aliased ResNet-50 with the Bin-5 blur."""
     return _build('blurpool_resnet50_lpf5', 50, pretrained, kwargs, filter_size=5)
 
 
 @register_model
-def blurpool_resnet101_lpf2(pretrained: bool = False, **kwargs) -> BlurPoolResNet:
+def blurpool_resnet101_lpf2(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Anti-aliased ResNet-101 with the Rect-2 blur."""
     return _build('blurpool_resnet101_lpf2', 101, pretrained, kwargs, filter_size=2)
 
 
 @register_model
-def blurpool_resnet101_lpf3(pretrained: bool = False, **kwargs) -> BlurPoolResNet:
+def blurpool_resnet101_lpf3(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Anti-aliased ResNet-101 with the Tri-3 blur."""
     return _build('blurpool_resnet101_lpf3', 101, pretrained, kwargs, filter_size=3)
 
 
 @register_model
-def blurpool_resnet101_lpf5(pretrained: bool = False, **kwargs) -> BlurPoolResNet:
+def blurpool_resnet101_lpf5(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Anti-aliased ResNet-101 with the Bin-5 blur."""
     return _build('blurpool_resnet101_lpf5', 101, pretrained, kwargs, filter_size=5)

@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
 import torch
 from torch import nn
 
-from timm.layers import DropPath, create_act_layer, get_act_layer, get_norm_layer
+from timm.layers import DropPath, LayerType, create_act_layer, get_act_layer, get_norm_layer
 from timm.models import generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import MATCH_PREV_GROUP
@@ -39,7 +39,7 @@ from timm.models._manipulate import MATCH_PREV_GROUP
 from ..layers import CrossStagePartial, partial_split
 from ._builder import build_tricks_model, imagenet_cfg
 from ._checkpoint import filter_checkpoint
-from ._resnet_base import ClassifierHeadMixin, LayerType, make_stage_plan
+from ._contract import ClassifierHeadMixin, forward_taps, make_stage_plan
 
 __all__ = ['CspDenseNet', 'DenseLayer', 'TwoWayDenseLayer', 'PeleeStemBlock', 'Transition', 'ConvNormAct']
 
@@ -409,13 +409,6 @@ class CspDenseNet(ClassifierHeadMixin, nn.Module):
                 stage.grad_checkpointing = enable
 
     @torch.jit.ignore
-    def _feature_path(self) -> List[Tuple[nn.Module, int]]:
-        """The top-level modules in forward order, each with the feature index it produces (-1: none)."""
-        path = [(self.stem, 0), (self.stem_down, -1)]
-        for i, (stage, transition) in enumerate(zip(self._stages(), self._transitions()), start=1):
-            path += [(stage, i if i < NUM_STAGES else -1), (transition, -1)]
-        return path + [(self.final_norm, NUM_STAGES)]
-
     def forward_intermediates(
             self,
             x: torch.Tensor,
@@ -425,23 +418,12 @@ class CspDenseNet(ClassifierHeadMixin, nn.Module):
             output_fmt: str = 'NCHW',
             intermediates_only: bool = False,
     ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
-        """Features of the stem (0), the fused tensors of stages 1-3 (1-3) and the final features (4).
-
-        `indices`: None = all, int n = the last n, list = those indices (negative from the end).
-        """
-        if output_fmt != 'NCHW':
-            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
-        intermediates = []
-        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
-        for module, feat_idx in self._feature_path():
-            x = module(x)
-            if feat_idx in take_indices:
-                intermediates.append(x)
-            if stop_early and feat_idx == max_index:
-                break
-        if intermediates_only:
-            return intermediates
-        return x, intermediates
+        """Features of the stem (0), the fused tensors of stages 1-3 (1-3) and the final features (4)."""
+        path = [(self.stem, 0), (self.stem_down, -1)]
+        for i, (stage, transition) in enumerate(zip(self._stages(), self._transitions()), start=1):
+            path += [(stage, i if i < NUM_STAGES else -1), (transition, -1)]
+        path.append((self.final_norm, NUM_STAGES))
+        return forward_taps(path, x, len(self.feature_info), indices, stop_early, output_fmt, intermediates_only)
 
     def prune_intermediate_layers(
             self,

@@ -19,11 +19,12 @@ Pretrained weights (see docs/dcn_resnet.md):
   but converted so that the loaded model computes exactly the plain ResNet's function: offset predictor zero
   (offsets 0, mask sigmoid(0) = 0.5) and the deformable layers' weights doubled to cancel the mask's 0.5.
   mmdetection instead loads the weights unchanged, which halves every deformable layer at init.
-* `.coco_frcnn`, `.coco_frcnn_dg4`, `.coco_mrcnn`: the backbones of mmdetection's COCO DCNv2 detectors
-  (feature backbones, no classifier: `num_classes=0`). `.coco_frcnn_dg4` builds the model with `deform_groups=4`.
+* `.coco_frcnn`, `.coco_mrcnn`: the backbones of mmdetection's COCO DCNv2 detectors (feature backbones, no
+  classifier: `num_classes=0`); `dcnv2_resnet50_dg4.coco_frcnn` is the one trained with `deform_groups=4`.
 """
 import re
-from typing import Any, Dict, Optional, Sequence, Type
+from functools import partial
+from typing import Any, Dict, Sequence
 
 import torch
 from torch import nn
@@ -33,49 +34,24 @@ from timm.models import generate_default_cfgs, register_model
 from ..errors import CheckpointMismatchError
 from ..layers import ModulatedDeformConv2d
 from ..weights import released_cfg
-from ._builder import build_tricks_model, imagenet_cfg
+from ._builder import build_tricks_model, imagenet_cfg, merge_model_args
 from ._checkpoint import filter_checkpoint, strip_prefixes, unwrap_state_dict
-from ._resnet_base import STAGE_NAMES, Bottleneck, TricksResNet
+from ._contract import STAGE_NAMES
+from ._resnet import Bottleneck, PluggableResNet
 
-__all__ = ['DCNResNet', 'DCNBottleneck', 'checkpoint_filter_fn']
+__all__ = ['deform_conv3x3', 'checkpoint_filter_fn']
 
 DEFAULT_DCN_STAGES = (2, 3, 4)  # layer2-layer4 = c3-c5
 
 
-class DCNBottleneck(Bottleneck):
-    """torchvision Bottleneck (1x1 -> strided 3x3 -> 1x1 x4); the 3x3 is a DCNv2 conv where `use_dcn`."""
-
-    def make_conv2(
-            self,
-            chs: int,
-            stride: int,
-            dilation: int,
-            first_dilation: int,
-            norm_layer: Type[nn.Module],
-            use_dcn: bool = False,
-            deform_groups: int = 1,
-            device=None,
-            dtype=None,
-    ) -> nn.Module:
-        if not use_dcn:
-            return super().make_conv2(chs, stride, dilation, first_dilation, norm_layer, device=device, dtype=dtype)
-        return ModulatedDeformConv2d(
-            chs, chs, 3, stride=stride, padding=first_dilation, dilation=first_dilation,
-            deform_groups=deform_groups, device=device, dtype=dtype)
-
-
-class DCNResNet(TricksResNet):
-    """`TricksResNet` whose deformable layers keep the paper's zero-initialised offset / mask predictor.
-
-    The skeleton initialises every `nn.Conv2d` (He, fan-out), which would include `conv_offset`; this re-zeroes it.
-    """
-
-    @torch.jit.ignore
-    def init_weights(self, zero_init_last: bool = True) -> None:
-        super().init_weights(zero_init_last=zero_init_last)
-        for m in self.modules():
-            if isinstance(m, ModulatedDeformConv2d):
-                m.reset_offset()
+def deform_conv3x3(
+        in_chs: int, out_chs: int, stride: int = 1, dilation: int = 1, groups: int = 1, deform_groups: int = 1,
+        device=None, dtype=None,
+) -> ModulatedDeformConv2d:
+    """The block's 3x3 as DCNv2 (mmdet's `DCNv2` conv: same stride, padding and dilation as the plain 3x3)."""
+    return ModulatedDeformConv2d(
+        in_chs, out_chs, 3, stride=stride, padding=dilation, dilation=dilation, groups=groups,
+        deform_groups=deform_groups, device=device, dtype=dtype)
 
 
 def _dcn_layers(model: nn.Module) -> Dict[str, ModulatedDeformConv2d]:
@@ -121,43 +97,27 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
     return filter_checkpoint(sd, model, prefixes=())
 
 
-# model kwargs a tag implies (its checkpoint's architecture); explicit kwargs win
-TAG_MODEL_ARGS: Dict[str, Dict[str, Any]] = {
-    'dcnv2_resnet50.coco_frcnn_dg4': dict(deform_groups=4),
-}
-
-
-def _tag_of(pretrained_cfg: Any) -> Optional[str]:
-    if isinstance(pretrained_cfg, str):
-        return pretrained_cfg
-    if isinstance(pretrained_cfg, dict):
-        return pretrained_cfg.get('tag')
-    return getattr(pretrained_cfg, 'tag', None)
-
-
 def _create_dcn_resnet(
         variant: str,
         layers: Sequence[int],
         pretrained: bool = False,
         dcn_stages: Sequence[int] = DEFAULT_DCN_STAGES,
-        deform_groups: Optional[int] = None,
+        deform_groups: int = 1,
         **kwargs,
-) -> DCNResNet:
-    tag_args = TAG_MODEL_ARGS.get(f'{variant}.{_tag_of(kwargs.get("pretrained_cfg"))}', {})
-    if deform_groups is None:
-        deform_groups = tag_args.get('deform_groups', 1)
+) -> PluggableResNet:
     dcn_stages = tuple(dcn_stages)
     if any(s not in (1, 2, 3, 4) for s in dcn_stages):
         raise ValueError(
             f'dcn_stages must hold stage numbers 1-4 (layer1-layer4; c3-c5 = (2, 3, 4)), got {dcn_stages}')
+    dcn = partial(deform_conv3x3, deform_groups=deform_groups)
     model_args = dict(
-        block=DCNBottleneck,
+        block=Bottleneck,
         layers=layers,
-        stage_args=[dict(use_dcn=i in dcn_stages) for i in range(1, len(STAGE_NAMES) + 1)],
-        block_args=dict(deform_groups=deform_groups),
+        stage_args=[dict(conv_layer=dcn) if i in dcn_stages else {} for i in range(1, len(STAGE_NAMES) + 1)],
     )
     return build_tricks_model(
-        DCNResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **dict(model_args, **kwargs))
+        PluggableResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn,
+        **merge_model_args(model_args, kwargs))
 
 
 def _released(name: str, **kwargs) -> Dict[str, Any]:
@@ -170,19 +130,25 @@ default_cfgs = generate_default_cfgs({
     # first tag = the default tag of the bare name
     'dcnv2_resnet50.tv_in1k': _released('dcnv2_resnet50.tv_in1k'),
     'dcnv2_resnet50.coco_frcnn': _released('dcnv2_resnet50.coco_frcnn', num_classes=0),
-    'dcnv2_resnet50.coco_frcnn_dg4': _released('dcnv2_resnet50.coco_frcnn_dg4', num_classes=0),
     'dcnv2_resnet50.coco_mrcnn': _released('dcnv2_resnet50.coco_mrcnn', num_classes=0),
+    'dcnv2_resnet50_dg4.coco_frcnn': _released('dcnv2_resnet50_dg4.coco_frcnn', num_classes=0),
     'dcnv2_resnet101.tv_in1k': _released('dcnv2_resnet101.tv_in1k'),
 })
 
 
 @register_model
-def dcnv2_resnet50(pretrained: bool = False, **kwargs) -> DCNResNet:
+def dcnv2_resnet50(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """ResNet-50 with DCNv2 in every 3x3 of c3-c5 (13 deformable layers)."""
     return _create_dcn_resnet('dcnv2_resnet50', (3, 4, 6, 3), pretrained, **kwargs)
 
 
 @register_model
-def dcnv2_resnet101(pretrained: bool = False, **kwargs) -> DCNResNet:
+def dcnv2_resnet50_dg4(pretrained: bool = False, **kwargs) -> PluggableResNet:
+    """ResNet-50 with DCNv2 in c3-c5, 4 deformable groups (mmdetection's `faster_rcnn_r50_fpn_mdconv_c3-c5_group4`)."""
+    return _create_dcn_resnet('dcnv2_resnet50_dg4', (3, 4, 6, 3), pretrained, **dict(dict(deform_groups=4), **kwargs))
+
+
+@register_model
+def dcnv2_resnet101(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """ResNet-101 with DCNv2 in every 3x3 of c3-c5 (30 deformable layers)."""
     return _create_dcn_resnet('dcnv2_resnet101', (3, 4, 23, 3), pretrained, **kwargs)

@@ -20,33 +20,35 @@ timm's own GhostNet models (`ghostnet_050/100/130`) are listed as this family's 
 (`timm_tricks.list_models(include_reference=True)`); they stay registered by timm and are never re-registered.
 """
 from functools import partial
-from typing import Any, Dict, Optional, Type
+from typing import Any, Callable, Dict, Optional, Type
 
 import torch
 from torch import nn
 
-from timm.layers import create_act_layer
+from timm.layers import LayerType, create_act_layer
 from timm.models import generate_default_cfgs, register_model
 
-from .._registry import REFERENCE_MODELS, REFERENCE_TOP1
+from .._registry import REFERENCE_MODELS
 from ..errors import CheckpointMismatchError, NoPretrainedWeightsError
 from ..layers import GhostModule
-from ._builder import build_tricks_model, imagenet_cfg
+from ._builder import build_tricks_model, imagenet_cfg, merge_model_args
 from ._checkpoint import filter_checkpoint, unwrap_state_dict
-from ._resnet_base import TricksResNet
+from ._resnet import PluggableResNet, create_aa, create_attn
 
 __all__ = ['GhostResNetBottleneck', 'ghost_shortcut']
 
-# timm's GhostNet v1 models shown as the family's reference members; ImageNet-1k top-1 as reported for the
-# architecture (paper, Table 7: 0.5x 66.2, 1.0x 73.9, 1.3x 75.7) and for timm's weights of the 1.0x model
-# (`ghostnet_100.in1k`, the official `state_dict_73.98.pth`: 73.958 in timm's results-imagenet.csv).
-# These are timm's models and the authors' numbers, not checkpoints of ours: no manifest entries.
+# timm's GhostNet v1 models shown as the family's reference members. Their reported top-1 figures are timm's
+# models and the authors' numbers, not checkpoints of ours: timm_tricks/weights/reference_top1.json holds them.
 REFERENCE_MODELS.update({'ghostnet_050': 'ghost_resnet', 'ghostnet_100': 'ghost_resnet', 'ghostnet_130': 'ghost_resnet'})
-REFERENCE_TOP1.update({'ghostnet_050': 66.2, 'ghostnet_100': 73.9, 'ghostnet_130': 75.7, 'ghostnet_100.in1k': 73.958})
 
 
 class GhostResNetBottleneck(nn.Module):
-    """ResNet bottleneck whose three convolutions are Ghost modules: 1x1 -> strided 3x3 -> 1x1 (x4)."""
+    """ResNet bottleneck whose three convolutions are Ghost modules: 1x1 -> strided 3x3 -> [aa] -> 1x1 (x4) [-> se].
+
+    The plug-ins sit where timm's Bottleneck has them: DropBlock after the 3x3 Ghost module, attention (`se`)
+    after the last one. The activations live inside the Ghost modules (the cheap conv reads the activated
+    intrinsic maps), so a channel-aware `mid_act_layer` has no place to go and is refused.
+    """
     expansion = 4
 
     def __init__(
@@ -57,19 +59,34 @@ class GhostResNetBottleneck(nn.Module):
             dilation: int = 1,
             first_dilation: Optional[int] = None,
             downsample: Optional[nn.Module] = None,
-            act_layer: Type[nn.Module] = nn.ReLU,
-            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
-            drop_path: Optional[nn.Module] = None,
             ratio: int = 2,
             dw_size: int = 3,
+            aa_layer: Optional[LayerType] = None,
+            attn_layer: Optional[LayerType] = None,
+            attn_kwargs: Optional[Dict[str, Any]] = None,
+            mid_act_layer: Optional[LayerType] = None,
+            act_layer: Type[nn.Module] = nn.ReLU,
+            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
+            drop_block: Optional[Callable[[], nn.Module]] = None,
+            drop_path: Optional[nn.Module] = None,
             device=None,
             dtype=None,
     ):
         super().__init__()
-        ghost = partial(GhostModule, ratio=ratio, dw_size=dw_size, norm_layer=norm_layer, device=device, dtype=dtype)
+        if mid_act_layer is not None:
+            raise ValueError(
+                'ghost_resnet: mid_act_layer is not supported: the activations sit inside the Ghost modules, where '
+                'the cheap depth-wise conv reads the activated intrinsic maps; use act_layer for a channel-free one')
+        dd = dict(device=device, dtype=dtype)
+        use_aa = aa_layer is not None and stride > 1
+        ghost = partial(GhostModule, ratio=ratio, dw_size=dw_size, norm_layer=norm_layer, **dd)
         self.conv1 = ghost(in_chs, planes, 1, act_layer=act_layer)
-        self.conv2 = ghost(planes, planes, 3, stride=stride, dilation=first_dilation or dilation, act_layer=act_layer)
+        self.conv2 = ghost(
+            planes, planes, 3, stride=1 if use_aa else stride, dilation=first_dilation or dilation, act_layer=act_layer)
+        self.drop_block = drop_block() if drop_block is not None else nn.Identity()
+        self.aa = create_aa(aa_layer, planes, stride, **dd) if use_aa else nn.Identity()
         self.conv3 = ghost(planes, planes * self.expansion, 1, act_layer=None)
+        self.se = create_attn(attn_layer, planes * self.expansion, **(attn_kwargs or {}), **dd)
         self.downsample = downsample
         self.drop_path = drop_path if drop_path is not None else nn.Identity()
         self.act3 = create_act_layer(act_layer, inplace=True)
@@ -80,16 +97,20 @@ class GhostResNetBottleneck(nn.Module):
                 nn.init.zeros_(norm.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        x = self.conv3(self.conv2(self.conv1(x)))
-        return self.act3(self.drop_path(x) + shortcut)
+        shortcut = x
+        x = self.conv3(self.aa(self.drop_block(self.conv2(self.conv1(x)))))
+        if self.se is not None:
+            x = self.se(x)
+        x = self.drop_path(x)
+        if self.downsample is not None:
+            shortcut = self.downsample(shortcut)
+        return self.act3(x + shortcut)
 
 
 def ghost_shortcut(
         in_chs: int,
         out_chs: int,
         stride: int,
-        stage_stride: int,
         norm_layer: Type[nn.Module],
         ratio: int = 2,
         dw_size: int = 3,
@@ -119,10 +140,10 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
     return filter_checkpoint(state_dict, model, prefixes=('module.',))
 
 
-def _create_ghost_resnet(variant: str, pretrained: bool = False, **kwargs) -> TricksResNet:
+def _create_ghost_resnet(variant: str, pretrained: bool = False, **kwargs) -> PluggableResNet:
     try:
         return build_tricks_model(
-            TricksResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
+            PluggableResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
     except NoPretrainedWeightsError as e:
         raise NoPretrainedWeightsError(
             f'{e} No Ghost-ResNet-50 weights exist: the paper\'s authors declined to release them '
@@ -152,14 +173,14 @@ def _ghost_resnet_args(ratio: int, dw_size: int = 3) -> Dict[str, Any]:
 
 
 @register_model
-def ghost_resnet50(pretrained: bool = False, **kwargs) -> TricksResNet:
+def ghost_resnet50(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Ghost-ResNet-50, s = 2, d = 3 (13.95 M parameters, 2.17 GMACs at 224)."""
     model_args = _ghost_resnet_args(ratio=2)
-    return _create_ghost_resnet('ghost_resnet50', pretrained, **dict(model_args, **kwargs))
+    return _create_ghost_resnet('ghost_resnet50', pretrained, **merge_model_args(model_args, kwargs))
 
 
 @register_model
-def ghost_resnet50_s4(pretrained: bool = False, **kwargs) -> TricksResNet:
+def ghost_resnet50_s4(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Ghost-ResNet-50, s = 4, d = 3 (8.15 M parameters, 1.20 GMACs at 224)."""
     model_args = _ghost_resnet_args(ratio=4)
-    return _create_ghost_resnet('ghost_resnet50_s4', pretrained, **dict(model_args, **kwargs))
+    return _create_ghost_resnet('ghost_resnet50_s4', pretrained, **merge_model_args(model_args, kwargs))

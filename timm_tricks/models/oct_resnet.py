@@ -14,30 +14,35 @@ shortcut ignores it), `zero_init_last` zeroes `conv3.bn_h` and `conv3.bn_l` (the
 keeps its octave structure at stride 1 with dilation d on every 3x3 path (the low map stays half the high map,
 l->h still upsamples by 2), the first block's 3x3 using the previous dilation, as timm's and torchvision's ResNets.
 
-Features (`features_only`, `forward_intermediates`, `feature_info`): one tensor per level, reductions 2/4/8/16/32.
-A stage that ends in a (high, low) pair (layers 1-3) is reported as concat(high, nearest-upsampled low) -> 256 /
-512 / 1024 channels for any alpha, the widths of ResNet-50, so necks sized for ResNet-50 fit unchanged and no
-channel of the representation is dropped. Taps use `forward_intermediates` (`feature_cls='getter'`): stage
-modules return pairs, so module-hook extraction cannot work and asking for it raises.
+The model is `PluggableResNet` configuration: `OctBottleneck` blocks, one `OctaveStage` per stage. A stage maps a
+tensor to a tensor: it enters the two-frequency representation from concat(high, nearest-upsampled low) (the low
+map is every second pixel of the upsampled part, exactly) and leaves it the same way, so every tap
+(`features_only` with any `feature_cls`, `forward_intermediates`, `feature_info`) is one tensor per level,
+reductions 2/4/8/16/32: 256 / 512 / 1024 / 2048 channels for any alpha, the widths of ResNet-50, so necks sized
+for ResNet-50 fit unchanged and no channel of the representation is dropped.
+
+Plug-ins: attention (`block_args=dict(attn_layer=...)`) is applied to each frequency of the block's output
+separately, before the add (`se` on the high map, `se_l` on the low map, each its own module); DropBlock to each
+frequency after the 3x3. Refused with a clear error: `aa_layer` (the octave conv already subsamples by 2x2
+average pooling) and `mid_act_layer` (the activations sit inside the octave conv-norm-act units).
 """
 from functools import partial
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Type
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from timm.layers import create_act_layer, get_act_layer, get_norm_layer
+from timm.layers import LayerType, create_act_layer
 from timm.models import generate_default_cfgs, register_model
-from timm.models._features import FeatureGetterNet, feature_take_indices
 
 from ..layers.octconv import OctaveConvNormAct, OctaveDropPath, merge_octave
 from ..weights import released_cfg
-from ._builder import build_tricks_model, imagenet_cfg
+from ._builder import build_tricks_model, imagenet_cfg, merge_model_args
 from ._checkpoint import filter_checkpoint
-from ._resnet_base import STAGE_NAMES, LayerType, ResNetContractMixin, make_stage_plan, max_pool_stem
+from ._resnet import PluggableResNet, create_attn
 
-__all__ = ['OctResNet', 'OctBottleneck', 'OctSequential']
+__all__ = ['OctBottleneck', 'OctSequential', 'OctaveStage', 'oct_shortcut']
 
 Tensor = torch.Tensor
 
@@ -45,7 +50,7 @@ Tensor = torch.Tensor
 class OctBottleneck(nn.Module):
     """1x1 -> 3x3 (stride, as avg-pool + conv) -> 1x1 (x4), every conv an octave conv; post-activation.
 
-    `alpha_in` is the input's low fraction, `alpha` the fraction inside the block and of its output.
+    `alpha_in` is the input's low fraction (default `alpha`), `alpha` the fraction inside the block and of its output.
     """
     expansion = 4
 
@@ -56,27 +61,44 @@ class OctBottleneck(nn.Module):
             stride: int = 1,
             dilation: int = 1,
             first_dilation: Optional[int] = None,
-            alpha_in: float = 0.5,
-            alpha: float = 0.5,
             downsample: Optional[nn.Module] = None,
+            alpha_in: Optional[float] = None,
+            alpha: float = 0.5,
+            aa_layer: Optional[LayerType] = None,
+            attn_layer: Optional[LayerType] = None,
+            attn_kwargs: Optional[Dict[str, Any]] = None,
+            mid_act_layer: Optional[LayerType] = None,
             act_layer: Type[nn.Module] = nn.ReLU,
             norm_layer: Type[nn.Module] = nn.BatchNorm2d,
-            drop_path: float = 0.,
+            drop_block: Optional[Callable[[], nn.Module]] = None,
+            drop_path: Optional[nn.Module] = None,
             device=None,
             dtype=None,
     ):
         super().__init__()
+        if aa_layer is not None:
+            raise ValueError('oct_resnet: aa_layer is not supported: the octave conv subsamples by 2x2 average pooling')
+        if mid_act_layer is not None:
+            raise ValueError('oct_resnet: mid_act_layer is not supported: the activations sit inside the octave '
+                             'conv-norm-act units (one per frequency); use act_layer')
         dd = dict(device=device, dtype=dtype)
-        first_dilation = first_dilation or dilation
+        alpha_in = alpha if alpha_in is None else alpha_in
         out_chs = planes * self.expansion
         kw = dict(norm_layer=norm_layer, act_layer=act_layer, **dd)
         self.conv1 = OctaveConvNormAct(in_chs, planes, 1, alpha_in, alpha, **kw)
-        self.conv2 = OctaveConvNormAct(planes, planes, 3, alpha, alpha, stride=stride, dilation=first_dilation, **kw)
+        self.conv2 = OctaveConvNormAct(
+            planes, planes, 3, alpha, alpha, stride=stride, dilation=first_dilation or dilation, **kw)
+        self.drop_block = drop_block() if drop_block is not None else nn.Identity()
         self.conv3 = OctaveConvNormAct(planes, out_chs, 1, alpha, alpha, apply_act=False, **kw)
+        out_h, out_l = self.conv3.conv.out_h, self.conv3.conv.out_l
+        attn_kwargs = dict(attn_kwargs or {}, **dd)
+        self.se = create_attn(attn_layer, out_h, **attn_kwargs)
+        self.se_l = create_attn(attn_layer, out_l, **attn_kwargs) if out_l else None
         self.downsample = downsample
-        self.drop_path = OctaveDropPath(drop_path) if drop_path > 0. else None
+        # one keep/drop draw per sample for both frequencies
+        self.drop_path = OctaveDropPath(drop_path.drop_prob) if drop_path is not None else None
         self.act_h = create_act_layer(act_layer, inplace=True)
-        self.act_l = create_act_layer(act_layer, inplace=True) if self.conv3.bn_l is not None else None
+        self.act_l = create_act_layer(act_layer, inplace=True) if out_l else None
 
     def zero_init_last(self) -> None:
         for bn in (self.conv3.bn_h, self.conv3.bn_l):
@@ -84,179 +106,92 @@ class OctBottleneck(nn.Module):
                 nn.init.zeros_(bn.weight)
 
     def forward(self, x_h: Tensor, x_l: Optional[Tensor] = None) -> Tuple[Tensor, Optional[Tensor]]:
-        if self.downsample is not None:
-            sc_h, sc_l = self.downsample(x_h, x_l)
-        else:
-            sc_h, sc_l = x_h, x_l
         y_h, y_l = self.conv1(x_h, x_l)
         y_h, y_l = self.conv2(y_h, y_l)
+        y_h = self.drop_block(y_h)
+        if y_l is not None:
+            y_l = self.drop_block(y_l)
         y_h, y_l = self.conv3(y_h, y_l)
+        if self.se is not None:
+            y_h = self.se(y_h)
+        if self.se_l is not None and y_l is not None:
+            y_l = self.se_l(y_l)
         if self.drop_path is not None:
             y_h, y_l = self.drop_path(y_h, y_l)
-        y_h = self.act_h(y_h + sc_h)
+        if self.downsample is not None:
+            x_h, x_l = self.downsample(x_h, x_l)
+        y_h = self.act_h(y_h + x_h)
         out_l: Optional[Tensor] = None
         if self.act_l is not None:
-            assert y_l is not None and sc_l is not None
-            out_l = self.act_l(y_l + sc_l)
+            assert y_l is not None and x_l is not None
+            out_l = self.act_l(y_l + x_l)
         return y_h, out_l
 
 
 class OctSequential(nn.Sequential):
-    """A sequence of modules that map a (high, low) pair to a pair: the stages and the projection shortcuts.
-
-    A subclass of `nn.Sequential` so that state-dict keys stay `layer1.0.…` / `downsample.0.…` as in the reference.
-    """
-
-    def __init__(self, *args: nn.Module):
-        super().__init__(*args)
-        self.grad_checkpointing = False
+    """Modules that map a (high, low) pair to a pair, in order: the projection shortcut (`downsample.0.…`)."""
 
     def forward(self, x_h: Tensor, x_l: Optional[Tensor] = None) -> Tuple[Tensor, Optional[Tensor]]:
         for module in self:
-            if self.grad_checkpointing and not torch.jit.is_scripting():
-                x_h, x_l = checkpoint(module, x_h, x_l, use_reentrant=False)
-            else:
-                x_h, x_l = module(x_h, x_l)
+            x_h, x_l = module(x_h, x_l)
         return x_h, x_l
 
 
-class OctResNet(ResNetContractMixin, nn.Module):
-    """ResNet with octave convolutions; stages 1-3 at low fraction `oct_alpha`, stage 4 single-frequency."""
+class OctaveStage(nn.Sequential):
+    """A stage of octave bottlenecks that takes and returns one tensor, concat(high, nearest-upsampled low).
 
-    def __init__(
-            self,
-            layers: Sequence[int],
-            num_classes: int = 1000,
-            in_chans: int = 3,
-            global_pool: str = 'avg',
-            output_stride: int = 32,
-            drop_rate: float = 0.,
-            drop_path_rate: float = 0.,
-            act_layer: LayerType = nn.ReLU,
-            norm_layer: LayerType = nn.BatchNorm2d,
-            zero_init_last: bool = True,
-            oct_alpha: float = 0.5,
-            stem_width: int = 64,
-            stage_widths: Sequence[int] = (64, 128, 256, 512),
-            device=None,
-            dtype=None,
-    ):
-        """
-        Args:
-            layers: number of bottlenecks per stage.
-            oct_alpha: low-frequency fraction of the channels in stages 1-3, in (0, 1); 0.5 for the released
-                weights, 0.125 / 0.25 / 0.5 / 0.75 in the paper's ablation. Stage 4 is always single-frequency.
-            stage_widths: `planes` per stage; a stage outputs 4x `planes` channels (high + low together).
-        """
-        super().__init__()
-        if not 0. < oct_alpha < 1.:
-            raise ValueError(f'oct_alpha must be in (0, 1), got {oct_alpha}')
-        if len(layers) != len(STAGE_NAMES) or len(stage_widths) != len(STAGE_NAMES):
-            raise ValueError('layers and stage_widths need one entry per stage (4)')
-        dd = dict(device=device, dtype=dtype)
-        act_layer = get_act_layer(act_layer)
-        norm_layer = get_norm_layer(norm_layer)
-        self.num_classes = num_classes
-        self.in_chans = in_chans
-        self.drop_rate = drop_rate
-        self.oct_alpha = oct_alpha
+    Entering recovers the low map exactly (every second row and column of the upsampled part); leaving is
+    `merge_octave`. Keys stay `layerN.B.…`. Gradient checkpointing is per block (`grad_checkpointing`).
+    """
+
+    def __init__(self, *blocks: OctBottleneck):
+        super().__init__(*blocks)
+        first = blocks[0].conv1.conv
+        self.in_high, self.in_low = first.in_h, first.in_l
         self.grad_checkpointing = False
 
-        self._init_stem(in_chans, stem_width, act_layer, norm_layer, max_pool_stem, **dd)
-        self.feature_info = [dict(num_chs=stem_width, reduction=2, module='act1')]
-
-        stage_strides = (1, 2, 2, 2)
-        stage_alphas = (oct_alpha, oct_alpha, oct_alpha, 0.)  # low fraction of each stage's output
-        plan = make_stage_plan(stage_strides, output_stride, stem_stride=4)
-        num_blocks = sum(layers)
-        block_idx = 0
-        in_chs, alpha_in, prev_dilation = stem_width, 0., 1
-        for name, depth, planes, stage_stride, alpha, (stride, dilation, reduction) in zip(
-                STAGE_NAMES, layers, stage_widths, stage_strides, stage_alphas, plan):
-            out_chs = planes * OctBottleneck.expansion
-            blocks = []
-            for i in range(depth):
-                first = i == 0
-                downsample = None
-                if first and (stage_stride != 1 or in_chs != out_chs):
-                    downsample = OctSequential(OctaveConvNormAct(
-                        in_chs, out_chs, 1, alpha_in, alpha, stride=stride, norm_layer=norm_layer, apply_act=False,
-                        **dd))
-                blocks.append(OctBottleneck(
-                    in_chs,
-                    planes,
-                    stride=stride if first else 1,
-                    dilation=dilation,
-                    first_dilation=prev_dilation if first else dilation,
-                    alpha_in=alpha_in,
-                    alpha=alpha,
-                    downsample=downsample,
-                    act_layer=act_layer,
-                    norm_layer=norm_layer,
-                    drop_path=drop_path_rate * block_idx / max(num_blocks - 1, 1),
-                    **dd,
-                ))
-                in_chs, alpha_in = out_chs, alpha
-                block_idx += 1
-            self.add_module(name, OctSequential(*blocks))
-            self.feature_info.append(dict(num_chs=out_chs, reduction=reduction, module=name))
-            prev_dilation = dilation
-
-        self._init_head(in_chs, num_classes, global_pool, **dd)
-        self.init_weights(zero_init_last=zero_init_last)
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-        for name in STAGE_NAMES:
-            getattr(self, name).grad_checkpointing = enable
-
-    def _empty_stage(self) -> nn.Module:
-        stage = OctSequential()
-        stage.grad_checkpointing = self.grad_checkpointing
-        return stage
-
-    def forward_intermediates(
-            self,
-            x: Tensor,
-            indices: Optional[Union[int, List[int]]] = None,
-            norm: bool = False,
-            stop_early: bool = False,
-            output_fmt: str = 'NCHW',
-            intermediates_only: bool = False,
-    ) -> Union[List[Tensor], Tuple[Tensor, List[Tensor]]]:
-        """Features of the stem (index 0) and of each stage (1-4), and optionally the final features.
-
-        A stage ending in a (high, low) pair gives concat(high, nearest-upsampled low).
-        `indices`: None = all, int n = the last n, list = those indices (negative from the end).
-        """
-        if output_fmt != 'NCHW':
-            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
-        intermediates = []
-        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
-        x = self.forward_stem(x)
-        if 0 in take_indices:
-            intermediates.append(x)
-        x_h, x_l = self.maxpool(x), None
-        stages = [self.layer1, self.layer2, self.layer3, self.layer4]
-        if stop_early:
-            stages = stages[:max_index]
-        for feat_idx, stage in enumerate(stages, start=1):
-            x_h, x_l = stage(x_h, x_l)
-            if feat_idx in take_indices:
-                intermediates.append(merge_octave(x_h, x_l))
-        if intermediates_only:
-            return intermediates
-        return merge_octave(x_h, x_l), intermediates
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        x = self.maxpool(self.forward_stem(x))
-        x_h, x_l = self.layer1(x, None)
-        x_h, x_l = self.layer2(x_h, x_l)
-        x_h, x_l = self.layer3(x_h, x_l)
-        x_h, x_l = self.layer4(x_h, x_l)
-        # x_l is None unless layer4 was pruned
+    def forward(self, x: Tensor) -> Tensor:
+        x_h = x[:, :self.in_high]
+        x_l: Optional[Tensor] = None
+        if self.in_low > 0:
+            x_l = x[:, self.in_high:, ::2, ::2].contiguous()
+        for block in self:
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                x_h, x_l = checkpoint(block, x_h, x_l, use_reentrant=False)
+            else:
+                x_h, x_l = block(x_h, x_l)
         return merge_octave(x_h, x_l)
+
+
+def oct_shortcut(
+        in_chs: int,
+        out_chs: int,
+        stride: int,
+        norm_layer: Type[nn.Module],
+        alpha_in: float,
+        alpha_out: float,
+        device=None,
+        dtype=None,
+) -> OctSequential:
+    """Projection shortcut: strided 1x1 octave conv + a norm per frequency (`downsample.0.conv.*`, `.bn_h`, `.bn_l`)."""
+    return OctSequential(OctaveConvNormAct(
+        in_chs, out_chs, 1, alpha_in, alpha_out, stride=stride, norm_layer=norm_layer, apply_act=False,
+        device=device, dtype=dtype))
+
+
+def oct_resnet_args(layers, oct_alpha: float = 0.5) -> Dict[str, Any]:
+    """Stages 1-3 at low fraction `oct_alpha`, stage 4 single-frequency; the stem output enters at alpha 0."""
+    if not 0. < oct_alpha < 1.:
+        raise ValueError(f'oct_alpha must be in (0, 1), got {oct_alpha}')
+    alphas = (oct_alpha, oct_alpha, oct_alpha, 0.)
+    alphas_in = (0., *alphas[:-1])
+    return dict(
+        block=OctBottleneck,
+        layers=layers,
+        stage_layer=OctaveStage,
+        stage_args=[dict(alpha=a, first_block=dict(alpha_in=a_in)) for a, a_in in zip(alphas, alphas_in)],
+        shortcut=[partial(oct_shortcut, alpha_in=a_in, alpha_out=a) for a, a_in in zip(alphas, alphas_in)],
+    )
 
 
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[str, Tensor]:
@@ -264,19 +199,10 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
     return filter_checkpoint(state_dict, model, prefixes=('module.',))
 
 
-def _create_oct_resnet(variant: str, pretrained: bool = False, **kwargs) -> OctResNet:
-    if 'alpha' in kwargs:  # the paper's name for it; `oct_alpha` is the model's own keyword
-        if 'oct_alpha' in kwargs and kwargs['oct_alpha'] != kwargs['alpha']:
-            raise ValueError(f"alpha={kwargs['alpha']} and oct_alpha={kwargs['oct_alpha']} disagree; give one")
-        kwargs['oct_alpha'] = kwargs.pop('alpha')
-    feature_cls = kwargs.get('feature_cls') or 'getter'
-    if kwargs.get('features_only') and feature_cls not in ('getter', FeatureGetterNet):
-        raise ValueError(
-            f"{variant}: feature_cls={feature_cls!r} is not supported: OctResNet stages return (high, low) pairs, "
-            "so features come from forward_intermediates (feature_cls='getter', the default).")
+def _create_oct_resnet(variant: str, layers, pretrained: bool = False, oct_alpha: float = 0.5, **kwargs):
     return build_tricks_model(
-        OctResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(feature_cls='getter'), **kwargs)
+        PluggableResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn,
+        **merge_model_args(oct_resnet_args(layers, oct_alpha), kwargs))
 
 
 _cfg = partial(
@@ -298,35 +224,30 @@ default_cfgs = generate_default_cfgs({
 
 
 @register_model
-def oct_resnet26(pretrained: bool = False, **kwargs) -> OctResNet:
+def oct_resnet26(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Oct-ResNet-26 (alpha 0.5; no released weights)."""
-    model_args = dict(layers=(2, 2, 2, 2))
-    return _create_oct_resnet('oct_resnet26', pretrained, **dict(model_args, **kwargs))
+    return _create_oct_resnet('oct_resnet26', (2, 2, 2, 2), pretrained, **kwargs)
 
 
 @register_model
-def oct_resnet50(pretrained: bool = False, **kwargs) -> OctResNet:
+def oct_resnet50(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Oct-ResNet-50 (alpha 0.5)."""
-    model_args = dict(layers=(3, 4, 6, 3))
-    return _create_oct_resnet('oct_resnet50', pretrained, **dict(model_args, **kwargs))
+    return _create_oct_resnet('oct_resnet50', (3, 4, 6, 3), pretrained, **kwargs)
 
 
 @register_model
-def oct_resnet101(pretrained: bool = False, **kwargs) -> OctResNet:
+def oct_resnet101(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Oct-ResNet-101 (alpha 0.5)."""
-    model_args = dict(layers=(3, 4, 23, 3))
-    return _create_oct_resnet('oct_resnet101', pretrained, **dict(model_args, **kwargs))
+    return _create_oct_resnet('oct_resnet101', (3, 4, 23, 3), pretrained, **kwargs)
 
 
 @register_model
-def oct_resnet152(pretrained: bool = False, **kwargs) -> OctResNet:
+def oct_resnet152(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Oct-ResNet-152 (alpha 0.5)."""
-    model_args = dict(layers=(3, 8, 36, 3))
-    return _create_oct_resnet('oct_resnet152', pretrained, **dict(model_args, **kwargs))
+    return _create_oct_resnet('oct_resnet152', (3, 8, 36, 3), pretrained, **kwargs)
 
 
 @register_model
-def oct_resnet200(pretrained: bool = False, **kwargs) -> OctResNet:
+def oct_resnet200(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Oct-ResNet-200 (alpha 0.5; no released weights)."""
-    model_args = dict(layers=(3, 24, 36, 3))
-    return _create_oct_resnet('oct_resnet200', pretrained, **dict(model_args, **kwargs))
+    return _create_oct_resnet('oct_resnet200', (3, 24, 36, 3), pretrained, **kwargs)

@@ -23,88 +23,34 @@ from timm.models import generate_default_cfgs, register_model
 
 from ..layers import create_pyconv
 from ..weights import released_cfg
-from ._builder import build_tricks_model, imagenet_cfg
+from ._builder import build_tricks_model, imagenet_cfg, merge_model_args
 from ._checkpoint import filter_checkpoint
-from ._resnet_base import BasicBlock, Bottleneck, TricksResNet
+from ._resnet import BasicBlock, Bottleneck, PluggableResNet, conv1x1
 
-__all__ = ['PyConvBottleneck', 'PyConvHGBottleneck', 'PyConvBasicBlock']
+__all__ = ['PyConvHGBottleneck', 'pool_conv_shortcut']
 
 # (kernel sizes, groups, fraction of the output per level) of each stage's pyramid
 PYRAMID = (
-    dict(kernel_sizes=(3, 5, 7, 9), groups=(1, 4, 8, 16), out_fractions=(.25, .25, .25, .25)),
-    dict(kernel_sizes=(3, 5, 7), groups=(1, 4, 8), out_fractions=(.25, .25, .5)),
-    dict(kernel_sizes=(3, 5), groups=(1, 4), out_fractions=(.5, .5)),
-    dict(kernel_sizes=(3,), groups=(1,), out_fractions=(1.,)),
+    dict(kernel_sizes=(3, 5, 7, 9), level_groups=(1, 4, 8, 16), out_fractions=(.25, .25, .25, .25)),
+    dict(kernel_sizes=(3, 5, 7), level_groups=(1, 4, 8), out_fractions=(.25, .25, .5)),
+    dict(kernel_sizes=(3, 5), level_groups=(1, 4), out_fractions=(.5, .5)),
+    dict(kernel_sizes=(3,), level_groups=(1,), out_fractions=(1.,)),
 )
 PYRAMID_HG = (
-    dict(kernel_sizes=(3, 5, 7, 9), groups=(32, 32, 32, 32), out_fractions=(.25, .25, .25, .25)),
-    dict(kernel_sizes=(3, 5, 7), groups=(32, 64, 64), out_fractions=(.25, .25, .5)),
-    dict(kernel_sizes=(3, 5), groups=(32, 64), out_fractions=(.5, .5)),
-    dict(kernel_sizes=(3,), groups=(32,), out_fractions=(1.,)),
+    dict(kernel_sizes=(3, 5, 7, 9), level_groups=(32, 32, 32, 32), out_fractions=(.25, .25, .25, .25)),
+    dict(kernel_sizes=(3, 5, 7), level_groups=(32, 64, 64), out_fractions=(.25, .25, .5)),
+    dict(kernel_sizes=(3, 5), level_groups=(32, 64), out_fractions=(.5, .5)),
+    dict(kernel_sizes=(3,), level_groups=(32,), out_fractions=(1.,)),
 )
 
 
-class PyConvBottleneck(Bottleneck):
-    """1x1 -> strided PyConv -> 1x1 (x4), post-activation."""
-
-    def make_conv2(
-            self,
-            chs: int,
-            stride: int,
-            dilation: int,
-            first_dilation: int,
-            norm_layer: Type[nn.Module],
-            kernel_sizes: Sequence[int],
-            groups: Sequence[int],
-            out_fractions: Sequence[float],
-            device=None,
-            dtype=None,
-    ) -> nn.Module:
-        # every block of a dilated stage uses the stage's dilation, as in the authors' segmentation code
-        return create_pyconv(
-            chs, chs, kernel_sizes, groups, out_fractions, stride=stride, dilation=dilation, device=device, dtype=dtype)
-
-
-class PyConvHGBottleneck(PyConvBottleneck):
-    """High-grouping bottleneck: twice the width inside, expansion 2."""
+class PyConvHGBottleneck(Bottleneck):
+    """High-grouping bottleneck: twice the width inside (the stage widths say so), expansion 2."""
     expansion = 2
 
 
-class PyConvBasicBlock(BasicBlock):
-    """The authors' `PyConvBasicBlock2`: strided PyConv -> 1x1 (the opposite of a normal BasicBlock)."""
-
-    def make_conv1(
-            self,
-            in_chs: int,
-            out_chs: int,
-            stride: int,
-            dilation: int,
-            first_dilation: int,
-            norm_layer: Type[nn.Module],
-            kernel_sizes: Sequence[int],
-            groups: Sequence[int],
-            out_fractions: Sequence[float],
-            device=None,
-            dtype=None,
-    ) -> nn.Module:
-        return create_pyconv(
-            in_chs, out_chs, kernel_sizes, groups, out_fractions, stride=stride, dilation=dilation,
-            device=device, dtype=dtype)
-
-    def make_conv2(
-            self, chs: int, dilation: int, norm_layer: Type[nn.Module], device=None, dtype=None, **pyramid,
-    ) -> nn.Module:
-        return nn.Conv2d(chs, chs, 1, bias=False, device=device, dtype=dtype)
-
-
 def pool_conv_shortcut(
-        in_chs: int,
-        out_chs: int,
-        stride: int,
-        stage_stride: int,
-        norm_layer: Type[nn.Module],
-        device=None,
-        dtype=None,
+        in_chs: int, out_chs: int, stride: int, norm_layer: Type[nn.Module], device=None, dtype=None,
 ) -> nn.Module:
     """iResNet shortcut: 3x3 max-pool (stride 1 in a dilated stage), then 1x1 conv + norm when the width changes.
 
@@ -126,9 +72,9 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
     return filter_checkpoint(state_dict, model, prefixes=('module.',))
 
 
-def _create_pyconv_resnet(variant: str, pretrained: bool = False, **kwargs) -> TricksResNet:
+def _create_pyconv_resnet(variant: str, pretrained: bool = False, **kwargs) -> PluggableResNet:
     return build_tricks_model(
-        TricksResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
+        PluggableResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
 
 
 _cfg = partial(
@@ -150,65 +96,70 @@ default_cfgs = generate_default_cfgs({
 
 
 def _pyconv_args(block: Type[nn.Module], layers: Sequence[int], pyramid=PYRAMID, widths=(64, 128, 256, 512)):
+    """The authors' topology: no stem pool, four strided stages, a pyramid per stage, the iResNet shortcut. The
+    basic block is their `PyConvBasicBlock2`: strided PyConv, then a 1x1 (not a second 3x3)."""
+    stage_args = [dict(conv_layer=partial(create_pyconv, **levels)) for levels in pyramid]
+    if block is BasicBlock:
+        stage_args = [dict(args, conv2_layer=conv1x1) for args in stage_args]
     return dict(
         block=block, layers=layers, stem_pool=None, stage_strides=(2, 2, 2, 2), stage_widths=widths,
-        stage_args=pyramid, shortcut=pool_conv_shortcut)
+        stage_args=stage_args, shortcut=pool_conv_shortcut, dilate_first_block=True)
 
 
 @register_model
-def pyconv_resnet18(pretrained: bool = False, **kwargs) -> TricksResNet:
+def pyconv_resnet18(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """PyConvResNet-18 (basic blocks with a strided PyConv and a 1x1)."""
-    model_args = _pyconv_args(PyConvBasicBlock, (2, 2, 2, 2))
-    return _create_pyconv_resnet('pyconv_resnet18', pretrained, **dict(model_args, **kwargs))
+    model_args = _pyconv_args(BasicBlock, (2, 2, 2, 2))
+    return _create_pyconv_resnet('pyconv_resnet18', pretrained, **merge_model_args(model_args, kwargs))
 
 
 @register_model
-def pyconv_resnet34(pretrained: bool = False, **kwargs) -> TricksResNet:
+def pyconv_resnet34(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """PyConvResNet-34."""
-    model_args = _pyconv_args(PyConvBasicBlock, (3, 4, 6, 3))
-    return _create_pyconv_resnet('pyconv_resnet34', pretrained, **dict(model_args, **kwargs))
+    model_args = _pyconv_args(BasicBlock, (3, 4, 6, 3))
+    return _create_pyconv_resnet('pyconv_resnet34', pretrained, **merge_model_args(model_args, kwargs))
 
 
 @register_model
-def pyconv_resnet50(pretrained: bool = False, **kwargs) -> TricksResNet:
+def pyconv_resnet50(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """PyConvResNet-50."""
-    model_args = _pyconv_args(PyConvBottleneck, (3, 4, 6, 3))
-    return _create_pyconv_resnet('pyconv_resnet50', pretrained, **dict(model_args, **kwargs))
+    model_args = _pyconv_args(Bottleneck, (3, 4, 6, 3))
+    return _create_pyconv_resnet('pyconv_resnet50', pretrained, **merge_model_args(model_args, kwargs))
 
 
 @register_model
-def pyconv_resnet101(pretrained: bool = False, **kwargs) -> TricksResNet:
+def pyconv_resnet101(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """PyConvResNet-101."""
-    model_args = _pyconv_args(PyConvBottleneck, (3, 4, 23, 3))
-    return _create_pyconv_resnet('pyconv_resnet101', pretrained, **dict(model_args, **kwargs))
+    model_args = _pyconv_args(Bottleneck, (3, 4, 23, 3))
+    return _create_pyconv_resnet('pyconv_resnet101', pretrained, **merge_model_args(model_args, kwargs))
 
 
 @register_model
-def pyconv_resnet152(pretrained: bool = False, **kwargs) -> TricksResNet:
+def pyconv_resnet152(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """PyConvResNet-152."""
-    model_args = _pyconv_args(PyConvBottleneck, (3, 8, 36, 3))
-    return _create_pyconv_resnet('pyconv_resnet152', pretrained, **dict(model_args, **kwargs))
+    model_args = _pyconv_args(Bottleneck, (3, 8, 36, 3))
+    return _create_pyconv_resnet('pyconv_resnet152', pretrained, **merge_model_args(model_args, kwargs))
 
 
 _hg_args = partial(_pyconv_args, PyConvHGBottleneck, pyramid=PYRAMID_HG, widths=(128, 256, 512, 1024))
 
 
 @register_model
-def pyconvhg_resnet50(pretrained: bool = False, **kwargs) -> TricksResNet:
+def pyconvhg_resnet50(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """PyConvHGResNet-50 (high grouping, twice the bottleneck width, expansion 2)."""
     model_args = _hg_args((3, 4, 6, 3))
-    return _create_pyconv_resnet('pyconvhg_resnet50', pretrained, **dict(model_args, **kwargs))
+    return _create_pyconv_resnet('pyconvhg_resnet50', pretrained, **merge_model_args(model_args, kwargs))
 
 
 @register_model
-def pyconvhg_resnet101(pretrained: bool = False, **kwargs) -> TricksResNet:
+def pyconvhg_resnet101(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """PyConvHGResNet-101."""
     model_args = _hg_args((3, 4, 23, 3))
-    return _create_pyconv_resnet('pyconvhg_resnet101', pretrained, **dict(model_args, **kwargs))
+    return _create_pyconv_resnet('pyconvhg_resnet101', pretrained, **merge_model_args(model_args, kwargs))
 
 
 @register_model
-def pyconvhg_resnet152(pretrained: bool = False, **kwargs) -> TricksResNet:
+def pyconvhg_resnet152(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """PyConvHGResNet-152."""
     model_args = _hg_args((3, 8, 36, 3))
-    return _create_pyconv_resnet('pyconvhg_resnet152', pretrained, **dict(model_args, **kwargs))
+    return _create_pyconv_resnet('pyconvhg_resnet152', pretrained, **merge_model_args(model_args, kwargs))

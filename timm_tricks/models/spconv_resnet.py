@@ -13,111 +13,19 @@ FX work, `output_stride` 16/8 de-strides the last stage(s) and dilates their SPC
 the authors' default `zero_init_residual=False` is `zero_init_last=False`.
 """
 from functools import partial
-from typing import Any, Dict, Optional, Type
+from typing import Any, Dict
 
 import torch
 from torch import nn
 
+from timm.layers import get_norm_layer
 from timm.models import generate_default_cfgs, register_model
-from timm.models._manipulate import reparameterize_model
 
-from ..layers import SPConv2d, fold_conv_norm
+from ..layers import SPConv2d
 from ..weights import released_cfg
-from ._builder import build_tricks_model, imagenet_cfg
+from ._builder import build_tricks_model, imagenet_cfg, merge_model_args
 from ._checkpoint import filter_checkpoint
-from ._resnet_base import BasicBlock, Bottleneck, TricksResNet
-
-__all__ = ['SPConvResNet', 'SPConvBottleneck', 'SPConvBasicBlock']
-
-
-def _fold_shortcut(downsample: Optional[nn.Module]) -> Optional[nn.Module]:
-    """`Sequential(conv, norm)` (conv_shortcut) as one conv; anything else unchanged."""
-    if isinstance(downsample, nn.Sequential) and len(downsample) == 2 and isinstance(downsample[0], nn.Conv2d):
-        return fold_conv_norm(downsample[0], downsample[1])
-    return downsample
-
-
-class SPConvBottleneck(Bottleneck):
-    """1x1 -> SPConv (strided, ratio alpha) -> BN -> 1x1 (x4), post-activation, torchvision layout."""
-
-    def make_conv2(
-            self,
-            chs: int,
-            stride: int,
-            dilation: int,
-            first_dilation: int,
-            norm_layer: Type[nn.Module],
-            ratio: float = 0.5,
-            device=None,
-            dtype=None,
-    ) -> nn.Module:
-        return SPConv2d(
-            chs, chs, stride=stride, dilation=first_dilation, ratio=ratio, norm_layer=norm_layer,
-            device=device, dtype=dtype)
-
-    @torch.no_grad()
-    def reparameterize(self, merge: str = 'auto') -> None:
-        """Fold every BN into the conv before it (the block BN after the SPConv into the SPConv); idempotent."""
-        if not isinstance(self.conv2, SPConv2d):
-            return
-        self.conv1, self.bn1 = fold_conv_norm(self.conv1, self.bn1), nn.Identity()
-        self.conv2, self.bn2 = self.conv2.fuse(self.bn2, merge=merge), nn.Identity()
-        self.conv3, self.bn3 = fold_conv_norm(self.conv3, self.bn3), nn.Identity()
-        self.downsample = _fold_shortcut(self.downsample)
-
-
-class SPConvBasicBlock(BasicBlock):
-    """SPConv (strided) -> BN -> act -> SPConv -> BN, post-activation (the authors' fixed BasicBlock)."""
-
-    def make_conv1(
-            self,
-            in_chs: int,
-            out_chs: int,
-            stride: int,
-            dilation: int,
-            first_dilation: int,
-            norm_layer: Type[nn.Module],
-            ratio: float = 0.5,
-            device=None,
-            dtype=None,
-    ) -> nn.Module:
-        return SPConv2d(
-            in_chs, out_chs, stride=stride, dilation=first_dilation, ratio=ratio, norm_layer=norm_layer,
-            device=device, dtype=dtype)
-
-    def make_conv2(
-            self, chs: int, dilation: int, norm_layer: Type[nn.Module], ratio: float = 0.5, device=None, dtype=None,
-    ) -> nn.Module:
-        return SPConv2d(chs, chs, dilation=dilation, ratio=ratio, norm_layer=norm_layer, device=device, dtype=dtype)
-
-    @torch.no_grad()
-    def reparameterize(self, merge: str = 'auto') -> None:
-        """Fold the inner and the block BNs into the SPConvs and the shortcut; idempotent."""
-        if not isinstance(self.conv1, SPConv2d):
-            return
-        self.conv1, self.bn1 = self.conv1.fuse(self.bn1, merge=merge), nn.Identity()
-        self.conv2, self.bn2 = self.conv2.fuse(self.bn2, merge=merge), nn.Identity()
-        self.downsample = _fold_shortcut(self.downsample)
-
-
-class SPConvResNet(TricksResNet):
-    """`TricksResNet` with SPConv blocks, plus `reparameterize()` for inference."""
-
-    @torch.no_grad()
-    def reparameterize(self, merge: str = 'auto') -> 'SPConvResNet':
-        """Fold every BatchNorm into the conv before it, in place, for inference; outputs stay the same.
-
-        Uses the BN running statistics (call it on a trained model; the result is meant for eval mode). timm's
-        `reparameterize_model(model)` gives the same except the stem BN, which only this method folds.
-        `merge`: see `SPConv2d.fuse` ('auto' = what measured fastest).
-        """
-        if not isinstance(self.bn1, nn.Identity):
-            self.conv1, self.bn1 = fold_conv_norm(self.conv1, self.bn1), nn.Identity()
-        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
-            for block in stage:
-                if hasattr(block, 'reparameterize'):
-                    block.reparameterize(merge=merge)
-        return reparameterize_model(self, inplace=True)
+from ._resnet import BasicBlock, Bottleneck, PluggableResNet
 
 
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[str, torch.Tensor]:
@@ -133,19 +41,17 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
 def _create_spconv_resnet(
         variant: str,
         pretrained: bool = False,
-        ratio: Optional[float] = None,
-        spconv_ratio: Optional[float] = None,
-        default_ratio: float = 0.5,
+        spconv_ratio: float = 0.5,
         **kwargs,
-) -> SPConvResNet:
-    if ratio is not None and spconv_ratio is not None and ratio != spconv_ratio:
-        raise ValueError(f'ratio={ratio} and spconv_ratio={spconv_ratio} disagree; give one of them')
-    alpha = next((r for r in (spconv_ratio, ratio) if r is not None), default_ratio)
-    if not 0. < alpha < 1.:
-        raise ValueError(f'the SPConv ratio must be in (0, 1), got {alpha}')
-    kwargs['block_args'] = dict(kwargs.get('block_args') or {}, ratio=alpha)
+) -> PluggableResNet:
+    if not 0. < spconv_ratio < 1.:
+        raise ValueError(f'spconv_ratio (the SPConv alpha) must be in (0, 1), got {spconv_ratio}')
+    # the SPConv's two inner norms are the model's norm_layer too
+    norm_layer = get_norm_layer(kwargs.get('norm_layer') or nn.BatchNorm2d)
+    spconv = partial(SPConv2d, ratio=spconv_ratio, norm_layer=norm_layer)
+    kwargs = merge_model_args(dict(block_args=dict(conv_layer=spconv)), kwargs)
     return build_tricks_model(
-        SPConvResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
+        PluggableResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
 
 
 _cfg = partial(
@@ -168,49 +74,49 @@ default_cfgs = generate_default_cfgs({
 
 
 @register_model
-def spconv_resnet18(pretrained: bool = False, **kwargs) -> SPConvResNet:
+def spconv_resnet18(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """SPConv-ResNet-18 (alpha 1/2, both 3x3 convs of each basic block are SPConvs); no released weights."""
-    model_args = dict(block=SPConvBasicBlock, layers=(2, 2, 2, 2))
+    model_args = dict(block=BasicBlock, layers=(2, 2, 2, 2))
     return _create_spconv_resnet('spconv_resnet18', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
-def spconv_resnet34(pretrained: bool = False, **kwargs) -> SPConvResNet:
+def spconv_resnet34(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """SPConv-ResNet-34 (alpha 1/2); no released weights."""
-    model_args = dict(block=SPConvBasicBlock, layers=(3, 4, 6, 3))
+    model_args = dict(block=BasicBlock, layers=(3, 4, 6, 3))
     return _create_spconv_resnet('spconv_resnet34', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
-def spconv_resnet50(pretrained: bool = False, **kwargs) -> SPConvResNet:
+def spconv_resnet50(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """SPConv-ResNet-50, alpha 1/2 (the authors' weights: 76.26 top-1)."""
-    model_args = dict(block=SPConvBottleneck, layers=(3, 4, 6, 3))
+    model_args = dict(block=Bottleneck, layers=(3, 4, 6, 3))
     return _create_spconv_resnet('spconv_resnet50', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
-def spconv_resnet50_a4(pretrained: bool = False, **kwargs) -> SPConvResNet:
+def spconv_resnet50_a4(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """SPConv-ResNet-50, alpha 1/4 (gwc groups still 2; the authors' weights: 75.95 top-1)."""
-    model_args = dict(block=SPConvBottleneck, layers=(3, 4, 6, 3))
-    return _create_spconv_resnet('spconv_resnet50_a4', pretrained, default_ratio=0.25, **dict(model_args, **kwargs))
+    model_args = dict(block=Bottleneck, layers=(3, 4, 6, 3))
+    return _create_spconv_resnet('spconv_resnet50_a4', pretrained, **dict(dict(model_args, spconv_ratio=0.25), **kwargs))
 
 
 @register_model
-def spconv_resnet50_a8(pretrained: bool = False, **kwargs) -> SPConvResNet:
+def spconv_resnet50_a8(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """SPConv-ResNet-50, alpha 1/8 (gwc groups still 2; the authors' weights: 75.40 top-1)."""
-    model_args = dict(block=SPConvBottleneck, layers=(3, 4, 6, 3))
-    return _create_spconv_resnet('spconv_resnet50_a8', pretrained, default_ratio=0.125, **dict(model_args, **kwargs))
+    model_args = dict(block=Bottleneck, layers=(3, 4, 6, 3))
+    return _create_spconv_resnet('spconv_resnet50_a8', pretrained, **dict(dict(model_args, spconv_ratio=0.125), **kwargs))
 
 
 @register_model
-def spconv_resnet101(pretrained: bool = False, **kwargs) -> SPConvResNet:
+def spconv_resnet101(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """SPConv-ResNet-101 (alpha 1/2); no released weights."""
-    model_args = dict(block=SPConvBottleneck, layers=(3, 4, 23, 3))
+    model_args = dict(block=Bottleneck, layers=(3, 4, 23, 3))
     return _create_spconv_resnet('spconv_resnet101', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
-def spconv_resnet152(pretrained: bool = False, **kwargs) -> SPConvResNet:
+def spconv_resnet152(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """SPConv-ResNet-152 (alpha 1/2); no released weights."""
-    model_args = dict(block=SPConvBottleneck, layers=(3, 8, 36, 3))
+    model_args = dict(block=Bottleneck, layers=(3, 8, 36, 3))
     return _create_spconv_resnet('spconv_resnet152', pretrained, **dict(model_args, **kwargs))

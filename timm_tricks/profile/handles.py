@@ -14,6 +14,7 @@ from ._fvcore import generic_activation_jit, get_shape
 Handle = Callable[[List[Any], List[Any]], Counter]
 
 DEFORM_CONV2D_OP = 'torchvision::deform_conv2d'
+AFFINE_GRID_OP = 'aten::affine_grid_generator'
 
 # Ops that cost no multiply-add under fvcore's convention (the convention of timm's `infer_gmacs` and of every
 # "fvcore total" in our specs, which stay reproducible only if these stay at 0): element-wise arithmetic and
@@ -29,6 +30,8 @@ ZERO_COST_OPS = (
     'aten::max_pool2d', 'aten::avg_pool2d', 'aten::adaptive_max_pool2d', 'aten::mean', 'aten::sum', 'aten::amax',
     'aten::pad', 'aten::constant_pad_nd', 'aten::reflection_pad2d', 'aten::replication_pad2d',
     'aten::cat', 'aten::stack',
+    # plug-in layers (timm_tricks.layers): NAM's |gamma|, DyReLU's max of two pieces, CoordConv's radius channel
+    'aten::abs', 'aten::maximum', 'aten::sqrt',
 )
 
 
@@ -53,10 +56,18 @@ def deform_conv2d_macs(include_sampling: bool) -> Handle:
     return handle
 
 
+def affine_grid_macs(inputs: List[Any], outputs: List[Any]) -> Counter:
+    """`affine_grid` (a spatial transformer's sampling grid): each of the N·H·W output points is a (2 x 3) affine
+    map of its homogeneous base coordinates, 6 MACs, i.e. 3 per output value. (The bilinear `grid_sampler` that
+    follows is fvcore's own handle: 4 per output element, like its bilinear up-sampling.)"""
+    return Counter({'affine_grid': prod(get_shape(outputs[0])) * 3})
+
+
 def flop_handles(include_deform_sampling: bool = False) -> Dict[str, Handle]:
     """Handles to add to a `FlopCountAnalysis` on top of fvcore's defaults."""
     handles: Dict[str, Handle] = {op: zero_cost for op in ZERO_COST_OPS}
     handles[DEFORM_CONV2D_OP] = deform_conv2d_macs(include_sampling=include_deform_sampling)
+    handles[AFFINE_GRID_OP] = affine_grid_macs
     return handles
 
 

@@ -1,89 +1,73 @@
-"""Inference latency and throughput of one model at one batch size, the way timm's benchmark.py measures them."""
+"""Inference latency, throughput and peak memory of one model at one batch size, the way timm's benchmark.py
+measures latency, in one of the runtimes of `setup.RUNTIMES`."""
 import gc
+import os
 import platform
-import resource
 import sys
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Tuple, Union
+from typing import Iterator, List, Optional
 
 import numpy as np
 import torch
 from timm.utils import decay_batch_step
 from torch import nn
 
-from ._models import InputSize, ModelOrName, eval_mode, load_model
-from .errors import DeviceUnavailableError, ProfileOutOfMemoryError
+from ._models import ModelOrName, eval_mode, load_model
+from .errors import ProfileOutOfMemoryError
+from .runtimes import Forward, make_forward, memory_format, prepare_model
+from .setup import ProfileSetup
 
-AmpDtype = Union[None, str, torch.dtype]
-
-PEAK_MEMORY_CUDA = 'cuda_max_allocated'  # torch.cuda.max_memory_allocated over the timed iterations
-PEAK_MEMORY_PROCESS_RSS = 'process_peak_rss'  # getrusage ru_maxrss: the peak of the whole process since it started
-
-_AMP_DTYPES = {'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16, 'fp16': torch.float16, 'float16': torch.float16}
-_PRECISION_NAMES = {None: 'fp32', torch.bfloat16: 'amp_bf16', torch.float16: 'amp_fp16'}
+# How `peak_memory_bytes` was measured. Both count the model's parameters and buffers plus the peak of what one
+# forward allocates on top of what was allocated before it (activations and workspaces; not the input batch), so a
+# model's figure does not depend on what ran before it in the process.
+PEAK_MEMORY_CUDA = 'cuda_max_allocated'  # torch.cuda.max_memory_allocated after reset_peak_memory_stats
+PEAK_MEMORY_CPU = 'cpu_profiler_allocated'  # running sum of torch.profiler's allocation events (profile_memory)
+PEAK_MEMORY_NOT_MEASURED = 'not_measured'  # onnxruntime allocates outside torch
 
 
 @dataclass(frozen=True)
 class LatencyResult:
-    """Per-batch forward time over `num_iters` timed iterations after `num_warmup` untimed ones."""
+    """Per-batch forward time over `setup.iters` timed iterations after `setup.warmup` untimed ones."""
     model: str
-    device: str  # 'cpu' or 'cuda:<index>'
+    setup: ProfileSetup
     device_name: str  # CPU model or GPU name
+    threads: int  # intra-op threads the forward ran with
     batch_size: int  # what was measured: on CUDA out-of-memory the batch is reduced from `requested_batch_size`
     requested_batch_size: int
-    input_size: InputSize
-    precision: str  # 'fp32', 'amp_bf16' or 'amp_fp16' (autocast; weights stay fp32)
-    channels_last: bool
-    compiled: bool
-    num_warmup: int
-    num_iters: int
     median_ms: float
     p90_ms: float
-    peak_memory_bytes: int
-    peak_memory_kind: str  # PEAK_MEMORY_CUDA, or PEAK_MEMORY_PROCESS_RSS on CPU: process lifetime, not this model
+    peak_memory_bytes: Optional[int]  # None where not measured (onnxruntime)
+    peak_memory_kind: str  # PEAK_MEMORY_CUDA, PEAK_MEMORY_CPU or PEAK_MEMORY_NOT_MEASURED
 
     @property
     def images_per_sec(self) -> float:
         """Throughput at the median batch time (timm's `infer_samples_per_sec` divides by the mean instead)."""
         return self.batch_size * 1000.0 / self.median_ms
 
-    @property
-    def layout(self) -> str:
-        return 'nhwc' if self.channels_last else 'nchw'
 
+def measure_latency(model_or_name: ModelOrName, setup: ProfileSetup = ProfileSetup(), batch_size: int = 1
+                    ) -> LatencyResult:
+    """Time the forward pass of a batch of `batch_size` random images of `setup.input_size` in `setup.runtime`.
 
-def measure_latency(
-        model_or_name: ModelOrName,
-        batch_size: int = 1,
-        input_size: InputSize = (3, 224, 224),
-        device: Union[str, torch.device] = 'cpu',
-        amp_dtype: AmpDtype = None,
-        channels_last: bool = False,
-        compile: bool = False,
-        num_warmup: int = 10,
-        num_iters: int = 40,
-) -> LatencyResult:
-    """Time the forward pass of a batch of `batch_size` random images of `input_size` (C, H, W).
-
-    Runs under `torch.inference_mode()` and in eval mode, with `torch.autocast(amp_dtype)` if given ('bf16' / 'fp16'),
-    after `torch.compile` if `compile`. On CUDA: `cudnn.benchmark` on, each iteration timed with CUDA events and
-    synchronised, peak memory = max allocated during the timed iterations, and on out-of-memory the batch is reduced
-    (timm's `decay_batch_step`) until it fits. A model passed in is moved to `device` / channels_last in place.
+    Runs under `torch.inference_mode()` and in eval mode, under `torch.autocast` if `setup.amp`. After timing, one
+    more forward measures the peak memory (see PEAK_MEMORY_*). On CUDA: `cudnn.benchmark` on, each iteration timed
+    with CUDA events and synchronised, and on out-of-memory the batch is reduced (timm's `decay_batch_step`) until it
+    fits. A model passed in is moved to `setup.device` and its memory format in place (the fused runtime times a
+    copy).
     """
-    device = resolve_device(device)
-    amp = resolve_amp_dtype(amp_dtype)
     model, name = load_model(model_or_name)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model.to(device=device, memory_format=memory_format)
+    device = setup.device
+    model.to(device=device, memory_format=memory_format(setup))
     batch = batch_size
-    with eval_mode(model), _cuda_settings(device):
-        runner = torch.compile(model) if compile else model
+    with eval_mode(model), _cuda_settings(device), _torch_threads(setup.threads):
+        prepared = prepare_model(model, setup)
         while True:
             try:
-                times_ms, peak_bytes = _time_forward(
-                    runner, device, batch, input_size, amp, memory_format, num_warmup, num_iters)
+                forward = make_forward(prepared, setup, batch)
+                times_ms = _time_forward(forward, setup)
+                peak_bytes, peak_kind = _peak_memory(forward, prepared, setup)
                 break
             except RuntimeError as error:  # torch.OutOfMemoryError is one
                 if device.type != 'cuda' or not _is_out_of_memory(error):
@@ -91,111 +75,132 @@ def measure_latency(
                 smaller = decay_batch_step(batch)
                 if smaller == 0:
                     raise ProfileOutOfMemoryError(
-                        f'{name} does not fit on {_device_name(device)} at {input_size} even at batch size 1.'
+                        f'{name} does not fit on {_device_name(device)} at {setup.input_size} even at batch size 1.'
                     ) from error
-            # outside the `except`, so the failed attempt's tensors (held by the traceback) can be freed
+            # outside the `except`, so the failed attempt's tensors (held by the traceback and by the last
+            # forward's batch) can be freed
+            forward = None
             gc.collect()
             torch.cuda.empty_cache()
             batch = smaller
+        threads = torch.get_num_threads()  # the setup's, or torch's own if it names none
     median_ms, p90_ms = np.percentile(times_ms, [50, 90]).tolist()
     return LatencyResult(
         model=name,
-        device=str(device),
+        setup=setup,
         device_name=_device_name(device),
+        threads=threads,
         batch_size=batch,
         requested_batch_size=batch_size,
-        input_size=tuple(input_size),
-        precision=_PRECISION_NAMES[amp],
-        channels_last=channels_last,
-        compiled=compile,
-        num_warmup=num_warmup,
-        num_iters=num_iters,
         median_ms=median_ms,
         p90_ms=p90_ms,
         peak_memory_bytes=peak_bytes,
-        peak_memory_kind=PEAK_MEMORY_CUDA if device.type == 'cuda' else PEAK_MEMORY_PROCESS_RSS,
+        peak_memory_kind=peak_kind,
     )
 
 
-def resolve_device(device: Union[str, torch.device]) -> torch.device:
-    """`cpu` or an available `cuda[:index]`; anything else raises `DeviceUnavailableError` with the reason."""
-    try:
-        device = torch.device(device)
-    except RuntimeError:
-        raise DeviceUnavailableError(f"Unknown device '{device}'; use 'cpu' or 'cuda[:index]'.") from None
-    if device.type == 'cpu':
-        return device
-    if device.type != 'cuda':
-        raise DeviceUnavailableError(f"Latency is measured on 'cpu' or 'cuda' only, not on '{device.type}'.")
-    if not torch.cuda.is_available():
-        raise DeviceUnavailableError(
-            f"CUDA was requested but torch {torch.__version__} finds no usable CUDA device here "
-            f"(torch.cuda.is_available() is False). Use device 'cpu' (--device cpu), or a machine with a GPU."
-        )
-    index = torch.cuda.current_device() if device.index is None else device.index
-    if index >= torch.cuda.device_count():
-        raise DeviceUnavailableError(f'cuda:{index} requested, but only {torch.cuda.device_count()} GPU(s) found.')
-    return torch.device('cuda', index)
-
-
-def resolve_amp_dtype(amp_dtype: AmpDtype) -> Optional[torch.dtype]:
-    if amp_dtype is None or (isinstance(amp_dtype, torch.dtype) and amp_dtype in _PRECISION_NAMES):
-        return amp_dtype
-    if amp_dtype in _AMP_DTYPES:
-        return _AMP_DTYPES[amp_dtype]
-    raise ValueError(f"amp_dtype must be None, 'bf16' or 'fp16', not {amp_dtype!r}.")
-
-
-def precision_name(amp_dtype: AmpDtype) -> str:
-    """'fp32', 'amp_bf16' or 'amp_fp16'."""
-    return _PRECISION_NAMES[resolve_amp_dtype(amp_dtype)]
-
-
-def _time_forward(
-        runner: nn.Module,
-        device: torch.device,
-        batch_size: int,
-        input_size: InputSize,
-        amp: Optional[torch.dtype],
-        memory_format: torch.memory_format,
-        num_warmup: int,
-        num_iters: int,
-) -> Tuple[List[float], int]:
-    """Per-iteration times in ms, and the peak memory in bytes."""
-    cuda = device.type == 'cuda'
-    x = torch.randn(batch_size, *input_size, device=device).contiguous(memory_format=memory_format)
-    autocast = torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext()
+def _time_forward(forward: Forward, setup: ProfileSetup) -> List[float]:
+    """Per-iteration times in ms."""
+    cuda = setup.device.type == 'cuda'
     times_ms = []
-    with torch.inference_mode(), autocast:
-        for _ in range(num_warmup):
-            runner(x)
+    with torch.inference_mode(), _autocast(setup):
+        for _ in range(setup.warmup):
+            forward()
         if cuda:
-            torch.cuda.synchronize(device)
-            torch.cuda.reset_peak_memory_stats(device)
-        for _ in range(num_iters):
+            torch.cuda.synchronize(setup.device)
+        for _ in range(setup.iters):
             if cuda:
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 start.record()
-                runner(x)
+                forward()
                 end.record()
                 end.synchronize()
                 times_ms.append(start.elapsed_time(end))
             else:
                 start_s = time.perf_counter()
-                runner(x)
+                forward()
                 times_ms.append((time.perf_counter() - start_s) * 1000.0)
-    peak_bytes = torch.cuda.max_memory_allocated(device) if cuda else _process_peak_rss_bytes()
-    return times_ms, peak_bytes
+    return times_ms
 
 
-def _process_peak_rss_bytes() -> int:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == 'darwin' else peak * 1024  # macOS reports bytes, Linux KiB
+def _peak_memory(forward: Forward, prepared: nn.Module, setup: ProfileSetup):
+    """(bytes, kind): the model's parameters and buffers plus the peak that one forward allocates above what was
+    allocated before it, or (None, PEAK_MEMORY_NOT_MEASURED) for onnxruntime."""
+    if setup.runtime == 'onnxruntime':
+        return None, PEAK_MEMORY_NOT_MEASURED
+    with torch.inference_mode(), _autocast(setup):
+        if setup.device.type == 'cuda':
+            torch.cuda.synchronize(setup.device)
+            before = torch.cuda.memory_allocated(setup.device)
+            torch.cuda.reset_peak_memory_stats(setup.device)
+            forward()
+            torch.cuda.synchronize(setup.device)
+            forward_peak, kind = torch.cuda.max_memory_allocated(setup.device) - before, PEAK_MEMORY_CUDA
+        else:
+            forward_peak, kind = _cpu_forward_peak(forward), PEAK_MEMORY_CPU
+    return _weight_bytes(prepared) + forward_peak, kind
+
+
+def _cpu_forward_peak(forward: Forward) -> int:
+    """Peak of the bytes allocated and not yet freed during one forward, from the allocation (+) and free (-) events
+    torch's profiler records for every CPU allocation of torch's allocator, intermediate buffers inside kernels
+    included."""
+    profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True)
+    with _quiet_stderr():
+        profiler.start()
+    try:
+        forward()
+    finally:
+        with _quiet_stderr():
+            profiler.stop()
+    events = [e for e in profiler.profiler.kineto_results.events() if e.name() == '[memory]']
+    allocated = peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        allocated += event.nbytes()
+        peak = max(peak, allocated)
+    return peak
+
+
+def _weight_bytes(model: nn.Module) -> int:
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes()
+                for t in (*model.parameters(), *model.buffers())}  # shared weights counted once
+    return sum(storages.values())
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Kineto writes a line to file descriptor 2 whenever the profiler starts or stops, bypassing Python: keep
+    those lines off the user's terminal."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, 'w') as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _autocast(setup: ProfileSetup):
+    return torch.autocast(setup.device.type, dtype=setup.amp_dtype) if setup.amp is not None else nullcontext()
 
 
 def _is_out_of_memory(error: Exception) -> bool:
     # cuDNN / cuBLAS allocation failures arrive as plain RuntimeErrors mentioning it
     return isinstance(error, torch.OutOfMemoryError) or 'out of memory' in str(error).lower()
+
+
+@contextmanager
+def _torch_threads(threads: Optional[int]) -> Iterator[None]:
+    """`threads` intra-op threads for the duration (None: leave torch's setting alone)."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @contextmanager

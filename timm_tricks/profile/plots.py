@@ -2,24 +2,23 @@
 from pathlib import Path
 from typing import Sequence
 
-from .errors import MissingDependencyError
 from .report import Row
 
+PLOTS_EXTRA_HINT = 'pip install "timm-tricks[plots]"'
 
-def require_matplotlib() -> None:
-    """Raise `MissingDependencyError` with the install hint if matplotlib is missing (checked before a long run)."""
+
+def matplotlib_available() -> bool:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise MissingDependencyError(
-            "The zoo plots need matplotlib: pip install 'timm-tricks[plots]' (or pip install matplotlib)."
-        ) from None
+        return False
+    return True
 
 
 def plot_top1(rows: Sequence[Row], x_column: str, x_label: str, path: Path, title: str) -> Path:
     """Scatter of `reported_top1` against `x_column`, one colour per family; baselines (rows with `baseline`
-    true, whose top-1 we do not know) are vertical dashed lines at their x. Writes a PNG to `path`."""
-    require_matplotlib()
+    true, whose top-1 we do not know) are vertical dashed lines at their x. Writes a PNG to `path`. Needs
+    matplotlib (`matplotlib_available`)."""
     # Figure + the Agg canvas directly: pyplot would change the global backend of the user's session.
     from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -2,21 +2,22 @@
 
 Column conventions follow timm's `benchmark-infer-*.csv` (`param_count` in millions, `infer_gmacs` = fvcore total at
 batch 1 in GMACs, `infer_macts` = fvcore activations in millions), except that `infer_step_time` is the *median* ms
-per batch and `infer_samples_per_sec` is derived from it (timm uses the mean and the loop's wall time).
+per batch and `infer_samples_per_sec` is derived from it (timm uses the mean and the loop's wall time). Our columns
+follow, starting with the `runtime` the latency was measured in (see `setup.RUNTIMES`).
 """
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Sequence, Tuple, Union
-
-import torch
 
 from .._registry import REFERENCE_MODELS, is_ours, model_family
 from ._models import InputSize, ModelOrName, load_model
+from .errors import InvalidSetupError
 from .flops import FlopCount, count_flops
-from .latency import AmpDtype, LatencyResult, PEAK_MEMORY_CUDA, measure_latency, resolve_amp_dtype, resolve_device
+from .latency import PEAK_MEMORY_CPU, PEAK_MEMORY_CUDA, PEAK_MEMORY_NOT_MEASURED, LatencyResult, measure_latency
 from .params import ParamCount, count_params
+from .setup import ProfileSetup
 
 Row = Dict[str, object]
 
@@ -25,10 +26,15 @@ TIMM_BENCHMARK_COLUMNS = (
     'infer_gmacs', 'infer_macts',
 )
 PROFILE_COLUMNS = TIMM_BENCHMARK_COLUMNS + (
-    'family', 'device', 'device_name', 'dtype', 'layout', 'compiled', 'infer_step_time_p90', 'peak_mem_mb',
+    'runtime', 'family', 'device', 'device_name', 'threads', 'dtype', 'layout', 'infer_step_time_p90', 'peak_mem_mb',
     'peak_mem_kind', 'param_count_used', 'conv_linear_gmacs', 'uncounted_ops',
 )
 FORMATS = ('table', 'csv', 'json', 'markdown')
+PEAK_MEMORY_NOTES = {
+    PEAK_MEMORY_CUDA: 'weights + peak of torch.cuda.max_memory_allocated during one forward',
+    PEAK_MEMORY_CPU: "weights + peak of one forward's allocations (torch.profiler memory events)",
+    PEAK_MEMORY_NOT_MEASURED: 'not measured (onnxruntime allocates outside torch)',
+}
 
 
 @dataclass(frozen=True)
@@ -37,13 +43,18 @@ class ModelProfile:
     family: str  # our family (module name), or 'timm' for timm's own models
     flops: FlopCount
     params: ParamCount
-    latencies: Tuple[LatencyResult, ...]  # one per batch size
+    latencies: Tuple[LatencyResult, ...]  # per runtime, then per batch size
 
     def rows(self) -> List[Row]:
-        """One row per batch size, columns `PROFILE_COLUMNS`."""
-        return [self._row(latency) for latency in self.latencies]
+        """One row per latency, columns `PROFILE_COLUMNS` plus `throughput_ratio`: images/s over those of the first
+        runtime at the same batch size (1.0 for the first runtime itself)."""
+        reference = {}
+        for latency in self.latencies:
+            reference.setdefault(latency.requested_batch_size, latency)
+        return [self._row(latency, reference[latency.requested_batch_size]) for latency in self.latencies]
 
-    def _row(self, latency: LatencyResult) -> Row:
+    def _row(self, latency: LatencyResult, reference: LatencyResult) -> Row:
+        setup = latency.setup
         return {
             'model': self.model,
             'infer_img_size': _img_size(self.flops.input_size),
@@ -53,44 +64,48 @@ class ModelProfile:
             'param_count': round(self.params.total / 1e6, 3),
             'infer_gmacs': round(self.flops.total / 1e9, 4),
             'infer_macts': round(self.params.activations / 1e6, 3),
+            'runtime': setup.runtime,
             'family': self.family,
-            'device': latency.device,
+            'device': str(setup.device),
             'device_name': latency.device_name,
-            'dtype': latency.precision,
-            'layout': latency.layout,
-            'compiled': latency.compiled,
+            'threads': latency.threads,
+            'dtype': setup.precision,
+            'layout': setup.layout,
             'infer_step_time_p90': round(latency.p90_ms, 3),
-            'peak_mem_mb': round(latency.peak_memory_bytes / 2 ** 20, 1),
+            'peak_mem_mb': _megabytes(latency.peak_memory_bytes),
             'peak_mem_kind': latency.peak_memory_kind,
             'param_count_used': round(self.params.used_in_forward / 1e6, 3),
             'conv_linear_gmacs': round(self.flops.conv_linear / 1e9, 4),
             'uncounted_ops': _ops_text(self.flops.unsupported_ops),
+            'throughput_ratio': round(latency.images_per_sec / reference.images_per_sec, 3),
         }
 
 
 def profile_model(
         model_or_name: ModelOrName,
-        input_size: InputSize = (3, 224, 224),
+        setup: ProfileSetup = ProfileSetup(),
         batch_sizes: Sequence[int] = (1,),
-        device: Union[str, torch.device] = 'cpu',
-        amp_dtype: AmpDtype = None,
-        channels_last: bool = False,
-        compile: bool = False,
-        num_warmup: int = 10,
-        num_iters: int = 40,
+        runtimes: Optional[Sequence[str]] = None,
 ) -> ModelProfile:
-    """MACs and parameters (fvcore protocol: eager, fp32, batch 1, where the model is – the CPU for a name), then
-    the latency at each batch size on `device` (see `measure_latency`; a model passed in moves there)."""
-    device = resolve_device(device)  # fail before the slow part
-    resolve_amp_dtype(amp_dtype)
+    """MACs and parameters (fvcore protocol: eager, fp32, batch 1, where the model is – the CPU for a name) at
+    `setup.input_size`, then the latency at each batch size (see `measure_latency`; a model passed in moves to
+    `setup.device`) in each of `runtimes` (default: `setup.runtime`), the first being the reference of the rows'
+    `throughput_ratio`."""
+    setups = runtime_setups(setup, runtimes)  # fail before the slow part
     model, name = load_model(model_or_name)
-    flops = count_flops(model, input_size, table_depth=None)  # no per-module table in the rows
-    params = count_params(model, input_size)
+    flops = count_flops(model, setup.input_size, table_depth=None)  # no per-module table in the rows
+    params = count_params(model, setup.input_size)
     latencies = tuple(
-        measure_latency(model, batch_size, input_size, device, amp_dtype, channels_last, compile, num_warmup, num_iters)
-        for batch_size in batch_sizes
-    )
+        measure_latency(model, runtime_setup, batch_size) for runtime_setup in setups for batch_size in batch_sizes)
     return ModelProfile(name, family_of(name), flops, params, latencies)
+
+
+def runtime_setups(setup: ProfileSetup, runtimes: Optional[Sequence[str]]) -> List[ProfileSetup]:
+    """`setup` once per runtime (each checked, e.g. for onnxruntime being installed), in order."""
+    runtimes = list(runtimes or (setup.runtime,))
+    if len(set(runtimes)) != len(runtimes):
+        raise InvalidSetupError(f'A runtime is named twice in {runtimes}.')
+    return [replace(setup, runtime=runtime) for runtime in runtimes]
 
 
 def family_of(name: str) -> str:
@@ -123,11 +138,13 @@ def format_rows(rows: Sequence[Row], fmt: str, columns: Optional[Sequence[str]] 
 
 
 def format_profile(profile: ModelProfile, fmt: str) -> str:
-    """'table': a readable summary (counts, then a latency line per batch size); other formats: `format_rows`."""
+    """'table': a readable summary (counts, then a latency line per runtime and batch size); other formats:
+    `format_rows`."""
     if fmt != 'table':
         return format_rows(profile.rows(), fmt, PROFILE_COLUMNS)
     flops, params = profile.flops, profile.params
     first = profile.latencies[0]
+    setup = first.setup
     lines = [
         f'{profile.model} ({profile.family}), input {"x".join(map(str, flops.input_size))}',
         f'parameters   {params.total / 1e6:.3f} M total, {params.trainable / 1e6:.3f} M trainable, '
@@ -137,19 +154,22 @@ def format_profile(profile: ModelProfile, fmt: str) -> str:
         f'activations  {params.activations / 1e6:.3f} M',
         f'not counted  {_ops_text(flops.unsupported_ops) or "none"}',
         f'never called {", ".join(flops.uncalled_modules) or "none"}',
-        f'latency on {first.device_name} ({first.device}), {first.precision}, {first.layout}, '
-        f'{"torch.compile" if first.compiled else "eager"}, {first.num_warmup} warm-up + {first.num_iters} timed '
-        f'iterations:',
+        f'latency on {first.device_name} ({setup.device}), {first.threads} intra-op thread(s), {setup.precision}, '
+        f'{setup.layout}, {setup.warmup} warm-up + {setup.iters} timed iterations:',
     ]
     latency_rows = [
-        {'batch': r.batch_size, 'median ms': f'{r.median_ms:.3f}', 'p90 ms': f'{r.p90_ms:.3f}',
-         'images/s': f'{r.images_per_sec:.2f}', 'peak MB': f'{r.peak_memory_bytes / 2 ** 20:.1f}'}
+        {'runtime': r.setup.runtime, 'batch': r.batch_size, 'median ms': f'{r.median_ms:.3f}',
+         'p90 ms': f'{r.p90_ms:.3f}', 'images/s': f'{r.images_per_sec:.2f}',
+         'peak MB': _cell(_megabytes(r.peak_memory_bytes))}
         for r in profile.latencies
     ]
-    peak_note = ('peak MB: torch.cuda.max_memory_allocated over the timed iterations' if
-                 first.peak_memory_kind == PEAK_MEMORY_CUDA else
-                 'peak MB: peak RSS of this whole process so far (getrusage), not of this model alone')
-    return '\n'.join(lines) + '\n' + format_rows(latency_rows, 'table') + peak_note + '\n'
+    kinds = dict.fromkeys(r.peak_memory_kind for r in profile.latencies)
+    peak_notes = ''.join(f'peak MB ({kind}): {PEAK_MEMORY_NOTES[kind]}\n' for kind in kinds)
+    return '\n'.join(lines) + '\n' + format_rows(latency_rows, 'table') + peak_notes
+
+
+def _megabytes(size: Optional[int]) -> Optional[float]:
+    return None if size is None else round(size / 2 ** 20, 1)
 
 
 def _img_size(input_size: InputSize) -> Union[int, str]:

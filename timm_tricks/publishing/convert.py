@@ -6,8 +6,8 @@ loads it through the family's checkpoint filter exactly as `pretrained_cfg_overl
 `model.safetensors` and `config.json` (timm's `save_for_hf`), a model card `README.md` and `conversion.json` (sha256
 of the input and of every file written, library versions). Nothing written depends on the time: anyone with the
 authors' file and the same library versions regenerates the same repo. `plan_upload` / `upload` push such a folder.
+`write_card_files` writes the card and config.json before any download (the committed `weights/<arch.tag>/`).
 """
-import hashlib
 import json
 import math
 import os
@@ -18,20 +18,21 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import safetensors
+import timm
 import torch
 from huggingface_hub import HfApi, constants, get_token
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
-from torch import nn
-
-import timm
 from timm.data import ImageNetInfo
 from timm.models import model_entrypoint, save_for_hf
-from timm.models._hub import generate_readme
+from timm.models._hub import generate_readme, save_config_for_hf
+from torch import nn
 
-from .. import __version__, model_family
+from .._registry import model_family
+from .._version import __version__
 from ..errors import TricksError
-from . import manifest_entry
+from ..weights import ManifestEntry, manifest_entry
+from ..weights.origin import check_checksum, sha256_file
 
 PUBLISHING_ORG = 'timm-tricks'
 WEIGHTS_FILE = 'model.safetensors'
@@ -39,6 +40,7 @@ CONFIG_FILE = 'config.json'
 CARD_FILE = 'README.md'
 RECORD_FILE = 'conversion.json'
 REPO_FILES = (CARD_FILE, CONFIG_FILE, RECORD_FILE, WEIGHTS_FILE)
+AT_PUBLISH = 'filled in when the repo is published'  # card fields only the authors' downloaded file can give
 
 # manifest keys of reported results and how the card names them
 REPORTED_METRICS = {
@@ -55,44 +57,8 @@ class PublishError(TricksError):
     """A conversion or upload that was refused; the message says why and what to do."""
 
 
-class ChecksumMismatchError(PublishError):
-    """The file is not the one the weights manifest describes."""
-
-
 class HostingRestrictedError(PublishError):
     """An upload of a checkpoint whose manifest entry restricts hosting, without the note accepted."""
-
-
-def sha256_file(path: PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def parse_checksum(checksum: str) -> str:
-    """The hex digits of a manifest checksum `sha256:<hex>`: the full digest, or a prefix of >= 8 digits as the
-    authors' file names carry (torch.hub / mmcv convention)."""
-    algorithm, _, digits = checksum.partition(':')
-    if algorithm != 'sha256' or not 8 <= len(digits) <= 64 or any(c not in '0123456789abcdef' for c in digits):
-        raise PublishError(
-            f"malformed checksum '{checksum}' in the weights manifest: expected 'sha256:' and 8 to 64 lowercase "
-            'hex digits')
-    return digits
-
-
-def check_checksum(path: PathLike, checksum: Optional[str]) -> str:
-    """sha256 of `path` (hex); raises ChecksumMismatchError if it disagrees with the manifest's `checksum`."""
-    digest = sha256_file(path)
-    if checksum is not None:
-        expected = parse_checksum(checksum)
-        if not digest.startswith(expected):
-            what = expected if len(expected) == 64 else f'a digest starting with {expected}'
-            raise ChecksumMismatchError(
-                f"{path} has sha256 {digest}, but the weights manifest expects {what}: this is not the authors' "
-                'file (another file, or a damaged download)')
-    return digest
 
 
 @dataclass(frozen=True)
@@ -109,12 +75,22 @@ class Conversion:
     name: str
     out_dir: Path
     hf_hub_id: str
-    original_sha256: str
+    original_sha256: Optional[str]  # None: a card written before the download (`write_card_files`)
     checksum: Optional[str]  # the manifest's, verified; None where the source publishes none
-    weights_sha256: str
+    weights_sha256: Optional[str]
     params: int
     macs: Optional[int]
     hosting: Optional[str]
+
+
+def our_entry(name: str) -> ManifestEntry:
+    """The manifest entry of `name`, which must be published by us (a `timm-tricks/` repo)."""
+    entry = manifest_entry(name)
+    if not entry.hf_hub_id.startswith(PUBLISHING_ORG + '/'):
+        raise PublishError(
+            f"'{name}' loads {entry.hf_hub_id}, which {PUBLISHING_ORG} does not publish "
+            f"({entry.hosting or 'another organisation'}): there is no repo of ours to convert it for")
+    return entry
 
 
 def convert_checkpoint(name: str, original_file: PathLike, out_dir: PathLike, count_macs: bool = True) -> Conversion:
@@ -122,11 +98,7 @@ def convert_checkpoint(name: str, original_file: PathLike, out_dir: PathLike, co
 
     `count_macs=False` leaves the fvcore MAC count out of the card (it takes seconds per model).
     """
-    entry = manifest_entry(name)
-    if not entry['hf_hub_id'].startswith(PUBLISHING_ORG + '/'):
-        raise PublishError(
-            f"'{name}' loads {entry['hf_hub_id']}, which {PUBLISHING_ORG} does not publish "
-            f"({entry.get('hosting', 'another organisation')}): there is no repo of ours to convert it for")
+    entry = our_entry(name)
     original = Path(original_file)
     if not original.is_file():
         raise PublishError(f'{original} is not a file')
@@ -134,7 +106,7 @@ def convert_checkpoint(name: str, original_file: PathLike, out_dir: PathLike, co
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise PublishError(f'{out_dir} exists and is not an empty folder; choose another or delete it')
 
-    original_sha256 = check_checksum(original, entry['checksum'])
+    original_sha256 = check_checksum(original, entry.checksum)
     try:  # timm's own path for local weights: weights_only loading, the family's filter fn, strict load_state_dict
         model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(original))).eval()
     except TricksError:
@@ -152,9 +124,9 @@ def convert_checkpoint(name: str, original_file: PathLike, out_dir: PathLike, co
         staging.chmod(0o755)  # mkdtemp's 0700 would make the published folder private to its creator
         save_for_hf(model, staging, model_config=_label_config(entry, model), safe_serialization=True)
         conversion = Conversion(
-            name=name, out_dir=out_dir, hf_hub_id=entry['hf_hub_id'], original_sha256=original_sha256,
-            checksum=entry['checksum'], weights_sha256=sha256_file(staging / WEIGHTS_FILE), params=params,
-            macs=macs, hosting=entry.get('hosting'))
+            name=name, out_dir=out_dir, hf_hub_id=entry.hf_hub_id, original_sha256=original_sha256,
+            checksum=entry.checksum, weights_sha256=sha256_file(staging / WEIGHTS_FILE), params=params,
+            macs=macs, hosting=entry.hosting)
         card = model_card(conversion, entry, model, original.name, feature_levels(name, input_size))
         (staging / CARD_FILE).write_text(card, encoding='utf-8')
         record = _conversion_record(conversion, entry, original, staging)
@@ -168,14 +140,34 @@ def convert_checkpoint(name: str, original_file: PathLike, out_dir: PathLike, co
     return conversion
 
 
+def write_card_files(name: str, folder: PathLike) -> None:
+    """Write the model card README.md and config.json of `name`'s Hub repo into `folder` (created if needed).
+
+    From the manifest and the registry alone, with the code `convert_checkpoint` uses: these are the committed
+    `weights/<arch.tag>/` files. What only the authors' file can tell (its sha256, the converted file's, the
+    versions that converted it) reads AT_PUBLISH; `convert_checkpoint` writes the complete card.
+    """
+    entry = our_entry(name)
+    with torch.device('meta'):  # names, shapes and cfg are all a card needs
+        model = timm.create_model(name)
+    conversion = Conversion(
+        name=name, out_dir=Path(folder), hf_hub_id=entry.hf_hub_id, original_sha256=None, checksum=entry.checksum,
+        weights_sha256=None, params=sum(p.numel() for p in model.parameters()), macs=None, hosting=entry.hosting)
+    conversion.out_dir.mkdir(parents=True, exist_ok=True)
+    save_config_for_hf(model, conversion.out_dir / CONFIG_FILE, model_config=_label_config(entry, model))
+    levels = feature_levels(name, tuple(model.pretrained_cfg['input_size']))
+    card = model_card(conversion, entry, model, entry.original_filename or 'ORIGINAL_FILE', levels)
+    (conversion.out_dir / CARD_FILE).write_text(card, encoding='utf-8')
+
+
 def _count_macs(model: nn.Module, input_size: Tuple[int, ...]) -> int:
     from ..profile import count_flops  # imports fvcore: only when MACs are wanted
     return count_flops(model, input_size).total
 
 
-def _label_config(entry: Dict[str, Any], model: nn.Module) -> Dict[str, Any]:
+def _label_config(entry: ManifestEntry, model: nn.Module) -> Dict[str, Any]:
     """`label_names` (synsets) and `label_descriptions` for config.json, as timm's own ImageNet repos carry them."""
-    if entry['dataset'] != 'imagenet-1k' or model.num_classes != 1000:
+    if entry.dataset != 'imagenet-1k' or model.num_classes != 1000:
         return {}
     info = ImageNetInfo('imagenet-1k')
     return dict(label_names=info.label_names(), label_descriptions=info.label_descriptions(as_dict=True))
@@ -194,7 +186,7 @@ def feature_levels(name: str, input_size: Tuple[int, ...]) -> List[FeatureLevel]
 
 
 def _conversion_record(
-        conversion: Conversion, entry: Dict[str, Any], original: Path, folder: Path) -> Dict[str, Any]:
+        conversion: Conversion, entry: ManifestEntry, original: Path, folder: Path) -> Dict[str, Any]:
     return {
         'name': conversion.name,
         'hf_hub_id': conversion.hf_hub_id,
@@ -203,7 +195,7 @@ def _conversion_record(
             'size': original.stat().st_size,
             'sha256': conversion.original_sha256,
             'manifest_checksum': conversion.checksum,
-            'download_url': entry['download_url'],
+            'download_url': entry.download_url,
         },
         'files': {
             name: {'size': (folder / name).stat().st_size,
@@ -222,7 +214,7 @@ def _conversion_record(
 
 def model_card(
         conversion: Conversion,
-        entry: Dict[str, Any],
+        entry: ManifestEntry,
         model: nn.Module,
         original_name: str,
         levels: List[FeatureLevel],
@@ -232,7 +224,7 @@ def model_card(
     classifier = model.num_classes > 0
     task = 'image-classification' if classifier else 'image-feature-extraction'
     cfg = model.pretrained_cfg
-    arxiv_id = entry['paper_ids'].removeprefix('arXiv:')
+    arxiv_id = entry.paper_ids.removeprefix('arXiv:')
     size = cfg['input_size']
 
     stats = {'Params (M)': f'{conversion.params / 1e6:.2f}'}
@@ -242,49 +234,57 @@ def model_card(
     if cfg.get('test_input_size'):
         stats['Image size'] += f' (test: {cfg["test_input_size"][1]} x {cfg["test_input_size"][2]})'
 
-    evaluation = entry['eval']
+    evaluation = entry.eval
     eval_size = evaluation['img_size']  # an int, or [w, h]
     eval_size = ' x '.join(map(str, eval_size)) if isinstance(eval_size, list) else eval_size
     reported = {
-        label: f"{entry[key]} (eval {eval_size} px, crop {evaluation['crop_pct']}, {evaluation['interpolation']})"
-        for key, label in REPORTED_METRICS.items() if entry.get(key) is not None
+        label: f"{getattr(entry, key)} (eval {eval_size} px, crop {evaluation['crop_pct']}, "
+               f"{evaluation['interpolation']})"
+        for key, label in REPORTED_METRICS.items() if getattr(entry, key) is not None
     }
-    reported.update({f'top-1 (%) at {px} px': top1 for px, top1 in entry.get('test_top1', {}).items()})
-    checksum_note = (f"matches the manifest's {conversion.checksum}" if conversion.checksum
-                     else 'the source publishes no checksum; recorded here')
+    reported.update({f'top-1 (%) at {px} px': top1 for px, top1 in entry.test_top1.items()})
+    if conversion.original_sha256 is None:
+        original_digest = AT_PUBLISH + (f" (must match the manifest's {conversion.checksum})"
+                                        if conversion.checksum else '')
+    elif conversion.checksum:
+        original_digest = f"{conversion.original_sha256} (matches the manifest's {conversion.checksum})"
+    else:
+        original_digest = f'{conversion.original_sha256} (the source publishes no checksum; recorded here)'
+    converted_with = AT_PUBLISH if conversion.weights_sha256 is None else (
+        f'timm-tricks {__version__}, timm {timm.__version__}, torch {torch.__version__}')
     details = {
         'Model Type': 'Image classification / feature backbone' if classifier else 'Feature backbone',
         'Model Stats': stats,
-        'Papers': {entry['paper_name']: f'https://arxiv.org/abs/{arxiv_id}'},
-        'Dataset': entry['dataset'],
+        'Papers': {entry.paper_name: f'https://arxiv.org/abs/{arxiv_id}'},
+        'Dataset': entry.dataset,
         'Reported': reported or 'no result of its own; see the notes',
-        'Recipe': entry['recipe'],
+        'Recipe': entry.recipe,
         'Original': {
-            'Code': entry['source_repo'],
-            'Weights': entry['download_url'],
-            'Format': entry['format'],
+            'Code': entry.source_repo,
+            'Weights': entry.download_url,
+            'Format': entry.format,
         },
         'Conversion': {
             'Command': f'`timm-tricks convert {name} {original_name} OUT_DIR`',
-            f'{original_name} sha256': f'{conversion.original_sha256} ({checksum_note})',
-            f'{WEIGHTS_FILE} sha256': conversion.weights_sha256,
-            'Converted with': f'timm-tricks {__version__}, timm {timm.__version__}, torch {torch.__version__}',
+            f'{original_name} sha256': original_digest,
+            f'{WEIGHTS_FILE} sha256': conversion.weights_sha256 or AT_PUBLISH,
+            'Converted with': converted_with,
         },
     }
-    if entry.get('notes'):
-        details['Notes'] = entry['notes']
+    if entry.notes:
+        details['Notes'] = list(entry.notes)
 
     summary = (model_entrypoint(arch).__doc__ or arch).strip().splitlines()[0]
     description = (
-        f"{summary} From \"{entry['paper_name']}\", with the released weights (see Original) converted for timm "
+        f"{summary} From \"{entry.paper_name}\", with the released weights (see Original) converted for timm "
         'by timm-tricks. `import timm_tricks` before `timm.create_model`: it registers the architecture.')
     if conversion.hosting:
         description += f'\n\n> **Hosting:** {conversion.hosting}'
     citation = (
-        f'@misc{{arxiv{arxiv_id},\n  title = {{{entry["paper_name"]}}},\n  eprint = {{{arxiv_id}}},\n'
+        f'@misc{{arxiv{arxiv_id},\n  title = {{{entry.paper_name}}},\n  eprint = {{{arxiv_id}}},\n'
         f'  archivePrefix = {{arXiv}},\n  url = {{https://arxiv.org/abs/{arxiv_id}}}\n}}')
     card = dict(
-        license=entry['license'],
+        license=entry.license,
         tags=[task, 'timm', PUBLISHING_ORG, model_family(arch)],
         description=description,
         details=details,
