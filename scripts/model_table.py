@@ -16,7 +16,7 @@ def weights_source(arch: str) -> str:
     entries = {k.split('.', 1)[1]: v for k, v in load_manifest().items() if k.split('.', 1)[0] == arch}
     if not entries:
         return 'none released'
-    repos = sorted({v['source_repo'].split('github.com/')[-1] for v in entries.values()})
+    repos = sorted({v.source_repo.split('github.com/')[-1] for v in entries.values()})
     return f"{', '.join('`' + t + '`' for t in entries)} ({', '.join(repos)})"
 
 

@@ -243,7 +243,7 @@ def test_pretrained_tags_and_sources():
         sha = FINETUNED[tv] if '_ft_' in t else SCRATCH[tv][k - 2]
         fname = f'{tv}_lpf4_finetune-{sha}.pth' if '_ft_' in t else f'{tv}_lpf{k}-{sha}.pth'
         cfg = timm.models.get_pretrained_cfg(tag).to_dict()
-        assert cfg['url'] == S3 + fname == manifest_entry(tag)['download_url']
+        assert cfg['url'] == S3 + fname == manifest_entry(tag).download_url
         assert cfg['hf_hub_id'] == f'timm-tricks/{tag}'
         assert cfg['license'] == 'cc-by-nc-sa-4.0' and cfg['interpolation'] == 'bilinear'
         assert cfg['paper_ids'] == 'arXiv:1904.11486' and cfg['pool_size'] == (7, 7)

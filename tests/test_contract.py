@@ -90,7 +90,7 @@ def test_default_cfg_on_meta(name):
     assert cfg is not None, f'{name} has no default_cfgs entry'
     assert cfg.interpolation == 'bilinear'
     if cfg.hf_hub_id:  # our repo, or timm's own where a tag converts timm's weights on load (dcnv2 tv_in1k)
-        assert cfg.hf_hub_id in (f'timm-tricks/{name}.{cfg.tag}', manifest_entry(f'{name}.{cfg.tag}')['hf_hub_id'])
+        assert cfg.hf_hub_id in (f'timm-tricks/{name}.{cfg.tag}', manifest_entry(f'{name}.{cfg.tag}').hf_hub_id)
         assert cfg.hf_hub_id.split('/')[0] in ('timm-tricks', 'timm')
     for tag in timm.list_models(name, pretrained=True):
         if tag.split('.')[0] == name:

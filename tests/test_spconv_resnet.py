@@ -200,7 +200,7 @@ def test_registered_names_and_tags():
         assert cfg.hf_hub_id == 'timm-tricks/' + tag
         assert cfg.license == 'unknown' and cfg.paper_ids == 'arXiv:2006.12085'
         entry = timm_tricks.weights.manifest_entry(tag)
-        assert 'not cleared' in entry['hosting'].lower()
+        assert 'not cleared' in entry.hosting.lower()
     with pytest.raises(NoPretrainedWeightsError):
         timm.create_model('spconv_resnet18', pretrained=True, device='meta')
 

@@ -23,6 +23,7 @@ returns the input's dtype); its CPU kernel has no bfloat16 and rejects mixed dty
 DCN model failed with "expected scalar type Float but found BFloat16". Importing this module registers the same
 float32 autocast kernel for CPU (`AutocastCPU`), unless torchvision already provides one.
 """
+import copy
 import math
 from typing import Optional, Tuple, Union
 
@@ -32,6 +33,7 @@ import torchvision  # noqa: F401  (registers torch.ops.torchvision.deform_conv2d
 from torch import nn
 
 from .deform_conv_cpu import deform_conv2d_cpu
+from .fold import norm_scale_shift
 
 __all__ = ['ModulatedDeformConv2d', 'deform_conv2d']
 
@@ -178,6 +180,19 @@ class ModulatedDeformConv2d(nn.Module):
         """Zero the offset / mask predictor: offsets 0 and mask sigmoid(0) = 0.5, the paper's initial values."""
         nn.init.zeros_(self.conv_offset.weight)
         nn.init.zeros_(self.conv_offset.bias)
+
+    @torch.no_grad()
+    def fuse(self, norm: Optional[nn.Module] = None) -> 'ModulatedDeformConv2d':
+        """A copy with `norm` (inference-mode BatchNorm of the output) folded into weight and bias; the mask scales
+        the sampled inputs before the weight, so the fold is exact. Without a norm, itself."""
+        if norm is None:
+            return self
+        scale, shift = norm_scale_shift(norm)
+        fused = copy.deepcopy(self)
+        fused.weight.mul_(scale.view(-1, 1, 1, 1))
+        bias = shift if self.bias is None else self.bias * scale + shift
+        fused.bias = nn.Parameter(bias.to(self.weight.dtype))
+        return fused
 
     def offset_and_mask(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """The predicted offsets (N, 2*dg*kh*kw, Ho, Wo) and the mask in (0, 1) (N, dg*kh*kw, Ho, Wo)."""

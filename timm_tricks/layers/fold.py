@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-__all__ = ['norm_scale_shift', 'conv_like', 'fold_conv_norm', 'fold_norm']
+__all__ = ['norm_scale_shift', 'conv_like', 'fold_conv_norm', 'fold_conv_scale_shift', 'fold_norm']
 
 
 def norm_scale_shift(norm: nn.Module) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -48,7 +48,11 @@ def conv_like(conv: nn.Conv2d, weight: torch.Tensor, bias: Optional[torch.Tensor
 
 def fold_conv_norm(conv: nn.Conv2d, norm: nn.Module) -> nn.Conv2d:
     """`norm(conv(x))` as one conv with bias (inference-mode BatchNorm statistics)."""
-    scale, shift = norm_scale_shift(norm)
+    return fold_conv_scale_shift(conv, *norm_scale_shift(norm))
+
+
+def fold_conv_scale_shift(conv: nn.Conv2d, scale: torch.Tensor, shift: torch.Tensor) -> nn.Conv2d:
+    """`conv(x) * scale + shift` (per output channel) as one conv with bias."""
     weight = conv.weight.detach() * scale.view(-1, 1, 1, 1)
     bias = shift if conv.bias is None else conv.bias.detach() * scale + shift
     return conv_like(conv, weight, bias)

@@ -20,6 +20,8 @@ from torch import nn
 
 from timm.layers import create_act_layer, get_act_layer, get_norm_layer
 
+from .fold import fold_norm
+
 LayerType = Union[str, Callable, Type[nn.Module]]
 
 __all__ = ['GhostModule', 'ghost_chs']
@@ -93,6 +95,12 @@ class GhostModule(nn.Module):
     @staticmethod
     def _act(act_layer: Optional[Type[nn.Module]]) -> nn.Module:
         return create_act_layer(act_layer, inplace=True) if act_layer is not None else nn.Identity()
+
+    @torch.no_grad()
+    def reparameterize(self) -> None:
+        """Fold both norms into their convs, for inference (timm's `reparameterize_model` calls this)."""
+        for branch in (self.primary_conv, self.cheap_operation):
+            branch[0], branch[1] = fold_norm(branch[0], branch[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1 = self.primary_conv(x)

@@ -30,6 +30,8 @@ from torch import nn
 
 from timm.layers import create_act_layer, register_notrace_function
 
+from .fold import fold_conv_scale_shift, norm_scale_shift
+
 __all__ = [
     'OctaveConv2d', 'OctaveConvNormAct', 'OctaveDropPath', 'octave_split', 'octave_pool', 'add_upsampled',
     'upsample_to', 'merge_octave',
@@ -190,6 +192,22 @@ class OctaveConvNormAct(nn.Module):
         use_act = apply_act and act_layer is not None
         self.act_h = create_act_layer(act_layer, inplace=True) if use_act else None
         self.act_l = create_act_layer(act_layer, inplace=True) if use_act and self.conv.out_l else None
+
+    @torch.no_grad()
+    def reparameterize(self) -> None:
+        """Fold `bn_h` into the paths that make the high output (h->h carries the shift) and `bn_l` into those
+        that make the low one, for inference (timm's `reparameterize_model` calls this); idempotent."""
+        conv = self.conv
+        for norm_name, paths in (('bn_h', ('conv_h2h', 'conv_l2h')), ('bn_l', ('conv_h2l', 'conv_l2l'))):
+            norm = getattr(self, norm_name)
+            if norm is None or isinstance(norm, nn.Identity):
+                continue
+            scale, shift = norm_scale_shift(norm)
+            for i, name in enumerate(paths):
+                path = getattr(conv, name)
+                if path is not None:
+                    setattr(conv, name, fold_conv_scale_shift(path, scale, shift if i == 0 else torch.zeros_like(shift)))
+            setattr(self, norm_name, nn.Identity())
 
     def forward(self, x_h: Tensor, x_l: Optional[Tensor] = None) -> Tuple[Tensor, Optional[Tensor]]:
         y_h, y_l = self.conv(x_h, x_l)

@@ -1,9 +1,12 @@
 """Pyramidal convolution (Duta et al., "Pyramidal Convolution", arXiv:2006.11538)."""
+import copy
 from collections import OrderedDict
-from typing import List, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 from torch import nn
+
+from .fold import fold_conv_scale_shift, norm_scale_shift
 
 
 class PyConv2d(nn.Sequential):
@@ -33,6 +36,21 @@ class PyConv2d(nn.Sequential):
                 in_chs, out_chs, k, stride=stride, padding=dilation * (k // 2), dilation=dilation, groups=g,
                 bias=False, device=device, dtype=dtype)
         super().__init__(levels)
+
+    @torch.no_grad()
+    def fuse(self, norm: Optional[nn.Module] = None) -> 'PyConv2d':
+        """This PyConv with `norm` (inference-mode BatchNorm over the concatenated levels) folded into its levels;
+        without a norm, itself (timm's `reparameterize_model` calls `fuse()` on every module that has it)."""
+        if norm is None:
+            return self
+        fused = copy.deepcopy(self)
+        start = 0
+        for name, conv in self.named_children():
+            chs = conv.out_channels
+            scale, shift = norm_scale_shift(norm)
+            setattr(fused, name, fold_conv_scale_shift(conv, scale[start:start + chs], shift[start:start + chs]))
+            start += chs
+        return fused
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outs: List[torch.Tensor] = []

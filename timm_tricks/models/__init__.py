@@ -6,3 +6,4 @@ from . import spconv_resnet
 from . import csp_densenet
 from . import dcn_resnet
 from . import oct_resnet
+from . import plugin_resnet

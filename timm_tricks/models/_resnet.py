@@ -78,11 +78,11 @@ def max_pool_stem(
 
 
 def conv_shortcut(
-        in_chs: int, out_chs: int, stride: int, norm_layer: Type[nn.Module], device=None, dtype=None,
+        in_chs: int, out_chs: int, stride: int, norm_layer: Type[nn.Module], bias: bool = False, device=None, dtype=None,
 ) -> nn.Module:
     """torchvision's projection shortcut: strided 1x1 conv + norm (`downsample.0`, `downsample.1`)."""
     return nn.Sequential(
-        nn.Conv2d(in_chs, out_chs, 1, stride=stride, bias=False, device=device, dtype=dtype),
+        nn.Conv2d(in_chs, out_chs, 1, stride=stride, bias=bias, device=device, dtype=dtype),
         norm_layer(out_chs, device=device, dtype=dtype),
     )
 
@@ -134,6 +134,8 @@ class Bottleneck(nn.Module):
             cardinality: int = 1,
             base_width: int = 64,
             conv_layer: ConvFactory = conv3x3,
+            conv_bias: bool = False,
+            stride_in_1x1: bool = False,
             aa_layer: Optional[LayerType] = None,
             attn_layer: Optional[LayerType] = None,
             attn_kwargs: Optional[Dict[str, Any]] = None,
@@ -145,22 +147,26 @@ class Bottleneck(nn.Module):
             device=None,
             dtype=None,
     ):
+        """`conv_bias`: biases on the two 1x1 convs (ACON's ResNets); `stride_in_1x1`: the stride on `conv1`
+        instead of the spatial conv (the original ResNet / Caffe layout, ACON's ResNets)."""
         super().__init__()
         dd = dict(device=device, dtype=dtype)
         width = int(math.floor(planes * (base_width / 64)) * cardinality)
         out_chs = planes * self.expansion
+        if stride_in_1x1 and aa_layer is not None:
+            raise ValueError('stride_in_1x1 and aa_layer cannot be combined: the anti-aliased stride is the 3x3\'s')
         use_aa = aa_layer is not None and stride > 1
-        self.conv1 = nn.Conv2d(in_chs, width, 1, bias=False, **dd)
+        stride_1x1, stride_kxk = (stride, 1) if stride_in_1x1 else (1, 1 if use_aa else stride)
+        self.conv1 = nn.Conv2d(in_chs, width, 1, stride=stride_1x1, bias=conv_bias, **dd)
         self.bn1 = norm_layer(width, **dd)
         self.act1 = create_act_layer(act_layer, inplace=True)
         self.conv2 = conv_layer(
-            width, width, stride=1 if use_aa else stride, dilation=first_dilation or dilation, groups=cardinality,
-            **dd)
+            width, width, stride=stride_kxk, dilation=first_dilation or dilation, groups=cardinality, **dd)
         self.bn2 = norm_layer(width, **dd)
         self.drop_block = drop_block() if drop_block is not None else nn.Identity()
         self.act2 = _mid_act(mid_act_layer, act_layer, width, dd)
         self.aa = create_aa(aa_layer, width, stride, **dd) if use_aa else nn.Identity()
-        self.conv3 = nn.Conv2d(width, out_chs, 1, bias=False, **dd)
+        self.conv3 = nn.Conv2d(width, out_chs, 1, bias=conv_bias, **dd)
         self.bn3 = norm_layer(out_chs, **dd)
         self.se = create_attn(attn_layer, out_chs, **(attn_kwargs or {}), **dd)
         self.act3 = create_act_layer(act_layer, inplace=True)
@@ -286,6 +292,7 @@ class PluggableResNet(ClassifierHeadMixin, nn.Module):
             aa_layer: Optional[LayerType] = None,
             zero_init_last: bool = True,
             stem_width: int = 64,
+            stem_bias: bool = False,
             stem_pool: Optional[Callable[..., nn.Module]] = max_pool_stem,
             stage_widths: Sequence[int] = (64, 128, 256, 512),
             stage_strides: Sequence[int] = (1, 2, 2, 2),
@@ -303,6 +310,7 @@ class PluggableResNet(ClassifierHeadMixin, nn.Module):
             layers: number of blocks per stage.
             drop_block_rate: DropBlock in stages 3-4 (timm's `drop_blocks`).
             aa_layer: anti-aliasing in strided blocks and the stem pool (timm's `aa_layer`).
+            stem_bias: a bias on the stem conv (ACON's ResNets).
             stem_pool: factory of the pool after the stem's activation (None: no stem pool, stem reduces by 2).
             stage_widths: `planes` of each stage; a stage outputs `planes * block.expansion` channels.
             stage_strides: stride of each stage's first block before `output_stride` turns strides into dilation.
@@ -330,7 +338,7 @@ class PluggableResNet(ClassifierHeadMixin, nn.Module):
         self.drop_rate = drop_rate
         self.grad_checkpointing = False
 
-        self.conv1 = nn.Conv2d(in_chans, stem_width, 7, stride=2, padding=3, bias=False, **dd)
+        self.conv1 = nn.Conv2d(in_chans, stem_width, 7, stride=2, padding=3, bias=stem_bias, **dd)
         self.bn1 = norm_layer(stem_width, **dd)
         self.act1 = create_act_layer(act_layer, inplace=True)
         self.maxpool = stem_pool(stem_width, aa_layer=aa_layer, **dd) if stem_pool is not None else nn.Identity()

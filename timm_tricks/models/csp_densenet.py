@@ -36,7 +36,7 @@ from timm.models import generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import MATCH_PREV_GROUP
 
-from ..layers import CrossStagePartial, partial_split
+from ..layers import CrossStagePartial, fold_norm, partial_split
 from ._builder import build_tricks_model, imagenet_cfg
 from ._checkpoint import filter_checkpoint
 from ._contract import ClassifierHeadMixin, forward_taps, make_stage_plan
@@ -70,6 +70,11 @@ class ConvNormAct(nn.Module):
             device=device, dtype=dtype)
         self.norm = norm_layer(out_chs, device=device, dtype=dtype)
         self.act = create_act_layer(act_layer, inplace=True)
+
+    @torch.no_grad()
+    def reparameterize(self) -> None:
+        """Fold the norm into the conv, for inference (timm's `reparameterize_model` calls this)."""
+        self.conv, self.norm = fold_norm(self.conv, self.norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.norm(self.conv(x)))

@@ -1,0 +1,162 @@
+"""CPU throughput of DCNv2-ResNet-50 with the tensor-op deformable conv vs torchvision's kernel vs timm's resnet50.
+
+Side by side in one process (every repetition runs each configuration once, in a rotating order, after warm-up,
+under `torch.inference_mode()`), eager fp32, NCHW: timm `resnet50`, `dcnv2_resnet50` as shipped (on CPU its
+deformable layers run `timm_tricks.layers.deform_conv_cpu.deform_conv2d_cpu`) and the same model with the layers
+sent to `torch.ops.torchvision.deform_conv2d` (the previous path; this script swaps the function the layers call).
+Then the three R-50 deformable-layer shapes alone (stride 1, dg 1): ours, torchvision's, and a plain 3x3 conv.
+Medians and ratios go to `results/dcn_fast_cpu.md` (or `--out`).
+
+    python benchmarks/dcn_fast_cpu.py                  # batch 8 at 224, 2 threads
+    python benchmarks/dcn_fast_cpu.py --reps 3         # quicker look
+"""
+import argparse
+import contextlib
+import os
+import sys
+from functools import partial
+from pathlib import Path
+
+import timm
+import torch
+import torch.nn.functional as F
+import torchvision
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    SHARED_MACHINE_NOTE,
+    add_timing_args,
+    cpu_name,
+    interleaved,
+    load_average,
+    set_threads,
+    write_markdown,
+)
+
+import timm_tricks  # noqa: F401,E402  (registers the models)
+from timm_tricks.layers import deform_conv  # noqa: E402
+from timm_tricks.layers.deform_conv_cpu import deform_conv2d_cpu  # noqa: E402
+
+# channels and output size of the deformable conv2 of R-50's layer2 / layer3 / layer4 at 224 (stride-1 blocks)
+LAYER_SHAPES = {'layer2': (128, 28), 'layer3': (256, 14), 'layer4': (512, 7)}
+
+
+def _torchvision_kernel(input, weight, offset, mask, bias, stride, padding, dilation, groups, offset_groups):
+    if bias is None:
+        bias = input.new_zeros(weight.shape[0])
+    return torch.ops.torchvision.deform_conv2d(
+        input, weight, offset, mask, bias, stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1],
+        groups, offset_groups, True)
+
+
+@contextlib.contextmanager
+def torchvision_kernel():
+    """The layers' CPU path swapped for torchvision's kernel while the block runs."""
+    deform_conv.deform_conv2d_cpu = _torchvision_kernel
+    try:
+        yield
+    finally:
+        deform_conv.deform_conv2d_cpu = deform_conv2d_cpu
+
+
+def _with_torchvision_kernel(fn, *args):
+    with torchvision_kernel():
+        return fn(*args)
+
+
+def bench_models(args):
+    torch.manual_seed(0)
+    resnet50 = timm.create_model('resnet50').eval()
+    dcn = timm.create_model('dcnv2_resnet50').eval()
+    for m in dcn.modules():  # speed does not depend on the values, the equality check below does
+        if isinstance(m, torch.nn.BatchNorm2d):  # timm zero-inits each block's last BN: the DCN would not count
+            torch.nn.init.uniform_(m.weight, 0.5, 1.5)
+        elif isinstance(m, deform_conv.ModulatedDeformConv2d):  # offsets of about a pixel, as trained layers have
+            torch.nn.init.normal_(m.conv_offset.weight, std=1e-3)
+            torch.nn.init.normal_(m.conv_offset.bias, std=1.0)
+    x = torch.randn(args.batch[0], 3, args.size, args.size)
+    with torch.inference_mode():
+        ours = dcn(x)
+        with torchvision_kernel():
+            reference = dcn(x)
+    rel = ((ours - reference).abs().max() / reference.abs().max()).item()
+    runs = {
+        'resnet50 (timm)': partial(resnet50, x),
+        'dcnv2_resnet50, tensor-op DCN (ours)': partial(dcn, x),
+        'dcnv2_resnet50, torchvision kernel': partial(_with_torchvision_kernel, dcn, x),
+    }
+    return interleaved(runs, args.warmup, args.reps)[0], rel
+
+
+def bench_layers(args):
+    results = {}
+    for name, (channels, size) in LAYER_SHAPES.items():
+        n = args.batch[0]
+        x = torch.randn(n, channels, size, size)
+        weight = torch.randn(channels, channels, 3, 3)
+        offset = torch.randn(n, 18, size, size)
+        mask = torch.rand(n, 9, size, size)
+        common = (x, weight, offset, mask, None, (1, 1), (1, 1), (1, 1), 1, 1)
+        results[name] = interleaved({
+            'ours': partial(deform_conv2d_cpu, *common),
+            'torchvision': partial(_torchvision_kernel, *common),
+            'conv 3x3': partial(F.conv2d, x, weight, padding=1),
+        }, args.warmup, args.reps)[0]
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    add_timing_args(parser, reps=5, warmup=2, out_name='dcn_fast_cpu.md')
+    parser.set_defaults(batch=[8], threads=2)
+    args = parser.parse_args()
+    set_threads(args.threads)
+    load_before = load_average()
+    models, rel = bench_models(args)
+    print(', '.join(f'{n} {t:.1f} ms' for n, t in models.items()), flush=True)
+    layers = bench_layers(args)
+    print(layers, flush=True)
+    write_report(args, models, rel, layers, load_before, load_average())
+
+
+def write_report(args, models, rel, layers, load_before, load_after):
+    batch = args.batch[0]
+    base = models['resnet50 (timm)']
+    lines = [
+        '# DCNv2-ResNet-50 with the tensor-op deformable conv: CPU throughput',
+        '',
+        f'`python benchmarks/dcn_fast_cpu.py --reps {args.reps} --warmup {args.warmup} --threads {args.threads}` '
+        f'(batch {batch}, input {args.size}x{args.size}, fp32, eager, NCHW).',
+        '',
+        f'- CPU: {cpu_name()}, {os.cpu_count()} logical cores; torch {torch.__version__}, '
+        f'torchvision {torchvision.__version__}, timm {timm.__version__}; {torch.get_num_threads()} torch threads.',
+        f'- Load average (1/5/15 min) before: {load_before}; after: {load_after}. {SHARED_MACHINE_NOTE}',
+        '- Method: each repetition runs every configuration once in a rotating order, after warm-up, under '
+        '`torch.inference_mode()`; medians. Random weights; DCN offsets of about a pixel.',
+        f'- The two DCN paths give the same logits: max |difference| / max |logit| = {rel:.1e}.',
+        '',
+        '| configuration | median ms | images / s | throughput relative to resnet50 |',
+        '|---|---|---|---|',
+    ]
+    for label, ms in models.items():
+        lines.append(f'| {label} | {ms:.1f} | {batch / ms * 1e3:.1f} | {base / ms:.2f}x |')
+    lines += [
+        '',
+        f'One deformable layer (R-50 shapes, batch {batch}, stride 1, deform_groups 1, random offsets):',
+        '',
+        '| layer | channels, output size | ours ms | torchvision ms | plain 3x3 conv ms | ours / conv | '
+        'torchvision / ours |',
+        '|---|---|---|---|---|---|---|',
+    ]
+    for name, res in layers.items():
+        channels, size = LAYER_SHAPES[name]
+        lines.append(
+            f"| {name} | {channels}, {size}x{size} | {res['ours']:.1f} | {res['torchvision']:.1f} | "
+            f"{res['conv 3x3']:.1f} | {res['ours'] / res['conv 3x3']:.2f} | "
+            f"{res['torchvision'] / res['ours']:.2f}x |")
+    lines.append('')
+    write_markdown(args.out, lines)
+
+
+if __name__ == '__main__':
+    main()
