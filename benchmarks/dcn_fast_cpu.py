@@ -33,6 +33,8 @@ from _common import (  # noqa: E402
     write_markdown,
 )
 
+# after _common, which puts the checkout on sys.path
+# isort: split
 import timm_tricks  # noqa: F401,E402  (registers the models)
 from timm_tricks.layers import deform_conv  # noqa: E402
 from timm_tricks.layers.deform_conv_cpu import deform_conv2d_cpu  # noqa: E402

@@ -4,9 +4,9 @@
 """
 import sys
 
+import timm
 import torch
 
-import timm
 import timm_tricks
 from timm_tricks.profile import count_flops
 from timm_tricks.weights import load_manifest, reported_top1

@@ -3,6 +3,7 @@ import os
 
 import pytest
 import torch
+
 from hub_server import hub, hub_server  # noqa: F401
 
 # Under pytest-xdist each worker gets one core: two workers with two intra-op threads each would oversubscribe

@@ -80,13 +80,24 @@ SPEC_FIGURES: Dict[str, SpecFigures] = {
     # dcnv2.md, §3 "Variants" (deform_groups=1): fvcore total *with the conv-equivalent deform_conv2d handle*;
     # conv_linear is the spec's "conv+lin+deform" column (the deformable conv counted as the conv it replaces).
     'dcnv2_resnet50': SpecFigures(26_428_295, 4_300_500_480, 4_278_172_160),
+    'dcnv2_resnet50_dg4': SpecFigures(29_042_084, 4_867_464_192, 4_845_135_872),
     'dcnv2_resnet101': SpecFigures(46_478_418, 8_230_234_624, 8_197_670_400),
+
+    # plugins.md, §2-§3: parameters only (exact). The spec gives no FLOPs for these models: fvcore_total is OUR
+    # measurement (tests/spec_figures.py protocol, timm_tricks.profile.count_flops), not an independent figure.
+    'cbam_resnet50': SpecFigures(28_089_624, 4_117_929_164, None),
+    'nam_resnet50': SpecFigures(25_587_240, 4_122_551_296, None),
+    'acon_resnet50': SpecFigures(25_594_920, 3_879_247_872, None),
+    'acon_resnet101': SpecFigures(44_626_216, 7_601_704_960, None),
+    'metaacon_resnet50': SpecFigures(25_773_368, 3_879_426_016, None),
+    'metaacon_resnet101': SpecFigures(44_953_448, 7_602_031_616, None),
 }
 
 # dcnv2.md, §3 "+ sampling cost" column: fvcore total when each deformable conv also pays
 # N·Cin·kh·kw·Hout·Wout·5 MACs for bilinear sampling (4) and modulation (1).
 DEFORM_SAMPLING_TOTALS: Dict[str, int] = {
     'dcnv2_resnet50': 4_335_498_240,
+    'dcnv2_resnet50_dg4': 4_902_461_952,
     'dcnv2_resnet101': 8_303_617_024,
 }
 
@@ -98,3 +109,39 @@ TIMM_FVCORE_GMACS: Dict[str, float] = {
     'densenet121': 2.8655,
     'cspresnet50': 3.4764,
 }
+
+
+# OCTRESNET_LAYERS: blocks per stage of each OctResNet, for `oct_upsample_difference`.
+OCTRESNET_LAYERS: Dict[str, tuple] = {
+    'oct_resnet26': (2, 2, 2, 2), 'oct_resnet50': (3, 4, 6, 3), 'oct_resnet101': (3, 4, 23, 3),
+    'oct_resnet152': (3, 8, 36, 3), 'oct_resnet200': (3, 24, 36, 3),
+}
+
+
+def oct_upsample_difference(layers, size: int = 224, alpha: float = 0.5) -> int:
+    """Our fvcore total minus the spec's (the reference's) for an OctResNet: a documented counting convention.
+
+    The reference upsamples every stride-1 low->high path with `upsample_nearest2d`, which fvcore counts (one MAC per
+    output element: high channels x H x W); ours adds the low map by broadcasting (not counted) and upsamples only
+    where a stage hands over concat(high, upsampled low) to the next (low channels x H x W, stages 1-3). Worked out
+    from the topology (octconv.md): stage widths 64/128/256/512 (x4 out), resolutions size/4 ... size/32.
+    """
+    reference = ours = 0
+    res = [size // 4, size // 8, size // 16, size // 32]
+    for stage, (depth, planes) in enumerate(zip(layers, (64, 128, 256, 512))):
+        out, in_res, out_res = planes * 4, res[max(stage - 1, 0)], res[stage]
+        planes_high, out_high = planes - int(alpha * planes), out - int(alpha * out)
+        if stage < 3:
+            for block in range(depth):
+                first = block == 0
+                # conv1 (1x1, at the block's input resolution) has a low input except in layer1's first block
+                if not (stage == 0 and first):
+                    reference += planes_high * (in_res if first else out_res) ** 2
+                # conv2 (3x3): a stride-2 conv adds its low->high path without upsampling
+                if not (first and stage > 0):
+                    reference += planes_high * out_res ** 2
+                reference += out_high * out_res ** 2  # conv3
+            ours += int(alpha * out) * out_res ** 2  # the stage's output merge
+        else:
+            reference += planes * in_res ** 2  # layer4.0.conv1: the last low->high path, all channels high
+    return ours - reference

@@ -64,12 +64,15 @@ def _ours(x, weight, offset, mask, bias, cfg):
 @pytest.mark.parametrize('cfg', CASES)
 def test_values_equal_torchvision(cfg):
     args = _inputs(cfg, torch.float32, torch.Generator().manual_seed(0))
+    x = args[0]
     expected = _reference(*args, cfg)
     actual = _ours(*args, cfg)
     assert actual.shape == expected.shape
     scale = expected.abs().max().item()
     assert scale > 0
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5 * scale)
+    channels_last = _ours(x.contiguous(memory_format=torch.channels_last), *args[1:], cfg)
+    torch.testing.assert_close(channels_last, actual)
 
 
 def test_samples_outside_the_map_are_zero():

@@ -7,11 +7,12 @@ weights. The full set of scenarios (hf-hub:, features_only, cache, offline, faul
 import time
 
 import pytest
+import timm
 import torch
 from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 
-import timm
 import timm_tricks
+
 from spec_figures import SPEC_FIGURES
 
 FLAGSHIP = 'pyconv_resnet50.in1k'

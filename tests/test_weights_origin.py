@@ -20,17 +20,18 @@ import requests
 import test_blurpool_resnet as blurpool_spec
 import timm
 import torch
-from authors_checkpoints import FAMILY_CHECKPOINTS, PYCONV, AuthorsCheckpoint, assert_authors_outputs
 from gdown.download import get_url_from_gdrive_confirmation
 from gdown.exceptions import FileURLRetrievalError
 from gdown.parse_url import is_google_drive_url
 from huggingface_hub.errors import LocalEntryNotFoundError
-from origin_server import OriginServer
 from safetensors.torch import load_file
 
 import timm_tricks
 from timm_tricks.cli import main as cli_main
 from timm_tricks.weights import load_manifest, origin
+
+from authors_checkpoints import FAMILY_CHECKPOINTS, PYCONV, AuthorsCheckpoint, assert_authors_outputs
+from origin_server import OriginServer
 
 MANIFEST = load_manifest()
 BLURPOOL = 'blurpool_resnet18.lpf4_ft_in1k'
@@ -246,7 +247,7 @@ def test_two_concurrent_downloads_of_one_tag_end_with_one_file(host, authors, mo
     assert _cache_files(tricks_cache) == [f'{BLURPOOL}/model.safetensors', f'{BLURPOOL}/origin.json']
 
 
-def test_hub_repo_published_later_wins(hub, host, authors, monkeypatch):
+def test_hub_repo_published_later_wins(hub, host, authors, monkeypatch, capsys):
     data = authors(BLURPOOL).path.read_bytes()
     _accept_checksum_of(monkeypatch, BLURPOOL, data)
     url = host.add_file('/blurpool.pth', data)
@@ -258,6 +259,13 @@ def test_hub_repo_published_later_wins(hub, host, authors, monkeypatch):
     assert [(r.method, r.status) for r in hub.requests] == [('HEAD', 302), ('GET', 200)]
     expected = published.state_dict()
     assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())
+    capsys.readouterr()
+    assert cli_main(['download', BLURPOOL]) == 0 and cli_main(['info', BLURPOOL]) == 0
+    out = capsys.readouterr().out
+    hub_file = hub.cache_dir / f'models--timm-tricks--{BLURPOOL}' / 'snapshots' / hub.commit(
+        MANIFEST[BLURPOOL].hf_hub_id) / 'model.safetensors'
+    assert f'{BLURPOOL}: Hub {MANIFEST[BLURPOOL].hf_hub_id}\n  {hub_file}\n' in out
+    assert f'1. Hub {MANIFEST[BLURPOOL].hf_hub_id}: in the Hugging Face cache, {hub_file}' in out
 
 
 def test_google_drive_confirm_page(host, authors, monkeypatch):

@@ -24,16 +24,17 @@ import test_pyconv_resnet as pyconv_spec
 import timm
 import torch
 import yaml
-from authors_checkpoints import FAMILY_CHECKPOINTS, PYCONV, AuthorsCheckpoint, assert_authors_outputs
 from huggingface_hub import constants
 from safetensors.torch import load_file
-from spec_figures import SPEC_FIGURES
 
 import timm_tricks
 import timm_tricks.publishing
 from timm_tricks.cli import main as cli_main
 from timm_tricks.weights import ManifestError, load_manifest
 from timm_tricks.weights.origin import ChecksumMismatchError, check_checksum
+
+from authors_checkpoints import FAMILY_CHECKPOINTS, PYCONV, AuthorsCheckpoint, assert_authors_outputs
+from spec_figures import SPEC_FIGURES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = load_manifest()  # the loaded records; the schema tests read the JSON itself

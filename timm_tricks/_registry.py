@@ -4,7 +4,7 @@ import fnmatch
 from typing import Dict, List
 
 import timm
-from timm.models import get_pretrained_cfg, is_model, model_entrypoint
+from timm.models import get_arch_pretrained_cfgs, get_pretrained_cfg, is_model, model_entrypoint, split_model_name_tag
 
 from .errors import UnknownModelError
 
@@ -12,18 +12,20 @@ _OUR_MODULE_PREFIX = 'timm_tricks.models.'
 
 # timm models shown in our listings and reports as the reference member of one of our families.
 # They stay timm's: we never re-register them. Maps name -> family.
-REFERENCE_MODELS: Dict[str, str] = {}
+REFERENCE_MODELS: Dict[str, str] = {
+    'ghostnet_050': 'ghost_resnet', 'ghostnet_100': 'ghost_resnet', 'ghostnet_130': 'ghost_resnet',
+}
 
 
 def is_ours(name: str) -> bool:
     """True if `name` (an architecture, optionally `arch.tag`) was registered by timm_tricks."""
-    arch = name.split('.', 1)[0]
+    arch = split_model_name_tag(name)[0]
     return is_model(arch) and model_entrypoint(arch).__module__.startswith(_OUR_MODULE_PREFIX)
 
 
 def model_family(name: str) -> str:
     """Family of one of our models (its module, e.g. 'pyconv_resnet'), or of a reference timm model."""
-    arch = name.split('.', 1)[0]
+    arch = split_model_name_tag(name)[0]
     if arch in REFERENCE_MODELS:
         return REFERENCE_MODELS[arch]
     if not is_ours(arch):
@@ -45,18 +47,15 @@ def list_models(
     if include_reference:
         names += [
             n for n in timm.list_models(list(REFERENCE_MODELS), pretrained=pretrained)
-            if n.split('.', 1)[0] in REFERENCE_MODELS
+            if split_model_name_tag(n)[0] in REFERENCE_MODELS
         ]
     return sorted(n for n in names if fnmatch.fnmatchcase(n, pattern))
 
 
 def pretrained_tags(arch: str) -> List[str]:
     """Tags of `arch` that have weights (a Hub id, url or file)."""
-    tags = []
-    for name in timm.list_models(arch, pretrained=True):
-        if name.split('.', 1)[0] == arch and '.' in name:
-            tags.append(name.split('.', 1)[1])
-    return tags
+    cfgs = get_arch_pretrained_cfgs(arch)  # keyed `arch.tag`
+    return [split_model_name_tag(name)[1] for name, cfg in cfgs.items() if cfg.hf_hub_id or cfg.url or cfg.file]
 
 
 def unknown_model_message(name: str) -> str:
@@ -68,7 +67,7 @@ def unknown_model_message(name: str) -> str:
 
 def resolve_model_name(name: str) -> str:
     """Return `name` if timm knows it (with a valid tag, if given); else raise with close matches."""
-    arch, _, tag = name.partition('.')
+    arch, tag = split_model_name_tag(name)
     if not is_model(arch):
         raise UnknownModelError(unknown_model_message(name))
     if tag:

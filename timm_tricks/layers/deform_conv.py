@@ -10,9 +10,10 @@ and dilation, so its output always has the deformable conv's output size, for an
 `deform_groups * 3 * kh * kw` channels: the first two thirds are the offsets, the last third the mask logits
 (mask = sigmoid). It is zero-initialised as in the paper: offsets 0, mask 0.5.
 
-Compute: on CPU, `deform_conv2d_cpu` (grid_sample columns + one 1x1 conv, multithreaded; same function, several
-times faster than torchvision's serial CPU kernel, for inference and training). Elsewhere (GPU, meta) and while
-`torch.jit` traces (ONNX export, fvcore's FLOP count, both of which know `torchvision::deform_conv2d`), the
+Compute: on CPU, `deform_conv2d_cpu` (bilinear samples by grid_sample + one oneDNN conv, multithreaded; the same
+function, 3-8x faster than torchvision's serial CPU kernel, for inference and training). Elsewhere (GPU, meta),
+under CPU autocast and while `torch.jit` traces (ONNX export, fvcore's FLOP count, both of which know
+`torchvision::deform_conv2d`), the
 registered op `torch.ops.torchvision.deform_conv2d` is called directly rather than the Python wrapper
 `torchvision.ops.deform_conv2d`, whose argument checks are Python control flow that `torch.fx` cannot trace.
 The dispatching function `deform_conv2d` is an FX leaf (`torch.fx.wrap`), so the layer traces with plain
@@ -21,7 +22,9 @@ The dispatching function `deform_conv2d` is an FX leaf (`torch.fx.wrap`), so the
 Mixed precision: torchvision registers an autocast kernel for the op on CUDA only (it runs the op in float32 and
 returns the input's dtype); its CPU kernel has no bfloat16 and rejects mixed dtypes, so under CPU autocast a
 DCN model failed with "expected scalar type Float but found BFloat16". Importing this module registers the same
-float32 autocast kernel for CPU (`AutocastCPU`), unless torchvision already provides one.
+float32 autocast kernel for CPU (`AutocastCPU`), unless torchvision already provides one; under CPU autocast the
+layer therefore calls torchvision's op (a TorchScript-scripted layer cannot see the autocast state and keeps the
+tensor-op path, whose conv then runs in the autocast dtype).
 """
 import copy
 import math

@@ -111,4 +111,5 @@ def _convert(name: str, checkpoint: Any, filter_fn: Optional[Callable]) -> Dict[
         return checkpoint
     with torch.device('meta'):  # shapes and names are all the filter needs: nothing is allocated
         model = timm.create_model(name)
-    return filter_fn(checkpoint, model)
+    with torch.device('cpu'):  # tensors the filter creates are real even when the caller builds on meta (CLI)
+        return filter_fn(checkpoint, model)

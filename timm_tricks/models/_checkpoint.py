@@ -9,6 +9,8 @@ from typing import Callable, Dict, Iterable, List, Optional
 import torch
 from torch import nn
 
+from timm.models import clean_state_dict
+
 from ..errors import CheckpointMismatchError
 
 StateDict = Dict[str, torch.Tensor]
@@ -71,11 +73,13 @@ def check_state_dict(state_dict: StateDict, model: nn.Module) -> None:
 def filter_checkpoint(
         checkpoint,
         model: nn.Module,
-        prefixes: Iterable[str] = ('module.',),
+        prefixes: Iterable[str] = (),
         rename: Optional[Callable[[str], Optional[str]]] = None,
 ) -> StateDict:
-    """Unwrap, strip prefixes, rename (None drops a key), cast floats to float32, fill missing BN counters, check."""
-    state_dict = strip_prefixes(unwrap_state_dict(checkpoint), prefixes)
+    """Unwrap, strip the training wrappers' prefixes (DDP `module.`, torch.compile `_orig_mod.`: timm's
+    `clean_state_dict`) and then the family's `prefixes`, rename (None drops a key), cast floats to float32, fill
+    missing BN counters, check."""
+    state_dict = strip_prefixes(clean_state_dict(unwrap_state_dict(checkpoint)), prefixes)
     if rename is not None:
         renamed = ((rename(k), v) for k, v in state_dict.items())
         state_dict = {k: v for k, v in renamed if k is not None}

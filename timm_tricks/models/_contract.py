@@ -33,32 +33,38 @@ def make_stage_plan(
     return plan
 
 
-def forward_taps(
-        path: Sequence[Tuple[Callable[[torch.Tensor], torch.Tensor], int]],
-        x: torch.Tensor,
-        num_features: int,
-        indices: Optional[Union[int, List[int]]] = None,
-        stop_early: bool = False,
-        output_fmt: str = 'NCHW',
-        intermediates_only: bool = False,
-) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
-    """timm's `forward_intermediates` over `path`: (function, feature index or -1) pairs run in order.
+class FeatureTapsMixin:
+    """timm's `forward_intermediates` over `_feature_path()`: (function, feature index or -1) pairs run in order,
+    whose last output is `forward_features`'. Expects `feature_info`."""
 
-    `indices`: None = all, int n = the last n, list = those indices (negative from the end).
-    """
-    if output_fmt != 'NCHW':
-        raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
-    intermediates = []
-    take_indices, max_index = feature_take_indices(num_features, indices)
-    for fn, feat_idx in path:
-        x = fn(x)
-        if feat_idx in take_indices:
-            intermediates.append(x)
-        if stop_early and feat_idx == max_index:
-            break
-    if intermediates_only:
-        return intermediates
-    return x, intermediates
+    @torch.jit.ignore
+    def forward_intermediates(
+            self,
+            x: torch.Tensor,
+            indices: Optional[Union[int, List[int]]] = None,
+            norm: bool = False,
+            stop_early: bool = False,
+            output_fmt: str = 'NCHW',
+            intermediates_only: bool = False,
+    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """The tapped features (`indices`: None = all, int n = the last n, list = those, negative from the end), and
+        the final features unless `intermediates_only`."""
+        if output_fmt != 'NCHW':
+            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
+        intermediates = []
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        for fn, feat_idx in self._feature_path():
+            x = fn(x)
+            if feat_idx in take_indices:
+                intermediates.append(x)
+            if stop_early and feat_idx == max_index:
+                break
+        if intermediates_only:
+            return intermediates
+        return x, intermediates
+
+    def _feature_path(self) -> List[Tuple[Callable[[torch.Tensor], torch.Tensor], int]]:
+        raise NotImplementedError
 
 
 class ClassifierHeadMixin:

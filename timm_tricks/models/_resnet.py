@@ -26,6 +26,7 @@ where the block itself differs: Ghost-ResNet's, OctResNet's). Factories and thei
   representation there, so every stage maps a tensor to a tensor and every tap is a tensor).
 """
 import math
+from dataclasses import dataclass, fields, replace
 from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 
@@ -39,10 +40,10 @@ from timm.models._features import feature_take_indices
 from timm.models.resnet import drop_blocks
 
 from ..layers import create_attn, create_channel_act, fold_norm
-from ._contract import STAGE_NAMES, ClassifierHeadMixin, forward_taps, make_stage_plan
+from ._contract import STAGE_NAMES, ClassifierHeadMixin, FeatureTapsMixin, make_stage_plan
 
 __all__ = [
-    'PluggableResNet', 'Bottleneck', 'BasicBlock', 'conv3x3', 'conv1x1', 'conv_shortcut', 'aa_shortcut',
+    'PluggableResNet', 'BlockLayers', 'Bottleneck', 'BasicBlock', 'conv3x3', 'conv1x1', 'conv_shortcut', 'aa_shortcut',
     'max_pool_stem', 'create_aa', 'create_attn', 'fold_shortcut',
 ]
 
@@ -113,10 +114,53 @@ def fold_shortcut(downsample: Optional[nn.Module]) -> Optional[nn.Module]:
     return nn.Sequential(*layers)
 
 
-def _mid_act(mid_act_layer: Optional[LayerType], act_layer: Type[nn.Module], chs: int, dd: Dict[str, Any]):
-    if mid_act_layer is None:
-        return create_act_layer(act_layer, inplace=True)
-    return create_channel_act(mid_act_layer, chs, **dd)
+@dataclass(frozen=True)
+class BlockLayers:
+    """The layers a residual block builds besides its own convs: the plug-in protocol (module docstring).
+
+    The skeleton builds one per block from the model's keywords and the `block_args` / `stage_args` of these names,
+    so a new plug-in is one field here, not a keyword in every block.
+    """
+    act_layer: LayerType = nn.ReLU
+    norm_layer: LayerType = nn.BatchNorm2d
+    aa_layer: Optional[LayerType] = None
+    attn_layer: Optional[LayerType] = None
+    attn_kwargs: Optional[Dict[str, Any]] = None
+    mid_act_layer: Optional[LayerType] = None
+    drop_block: Optional[Callable[[], nn.Module]] = None
+    drop_path_rate: float = 0.
+
+    def act(self) -> nn.Module:
+        return create_act_layer(self.act_layer, inplace=True)
+
+    def mid_act(self, channels: int, device=None, dtype=None) -> nn.Module:
+        """The activation after the spatial conv: channel-aware where `mid_act_layer` is set."""
+        if self.mid_act_layer is None:
+            return self.act()
+        return create_channel_act(self.mid_act_layer, channels, device=device, dtype=dtype)
+
+    def norm(self, channels: int, device=None, dtype=None) -> nn.Module:
+        return self.norm_layer(channels, device=device, dtype=dtype)
+
+    def uses_aa(self, stride: int) -> bool:
+        return self.aa_layer is not None and stride > 1
+
+    def aa(self, channels: int, stride: int, device=None, dtype=None) -> nn.Module:
+        if not self.uses_aa(stride):
+            return nn.Identity()
+        return create_aa(self.aa_layer, channels, stride, device=device, dtype=dtype)
+
+    def attn(self, channels: int, device=None, dtype=None) -> Optional[nn.Module]:
+        return create_attn(self.attn_layer, channels, **(self.attn_kwargs or {}), device=device, dtype=dtype)
+
+    def dropblock(self) -> nn.Module:
+        return self.drop_block() if self.drop_block is not None else nn.Identity()
+
+    def drop_path(self) -> nn.Module:
+        return DropPath(self.drop_path_rate) if self.drop_path_rate > 0. else nn.Identity()
+
+
+BLOCK_LAYER_NAMES = frozenset(f.name for f in fields(BlockLayers))
 
 
 class Bottleneck(nn.Module):
@@ -131,19 +175,12 @@ class Bottleneck(nn.Module):
             dilation: int = 1,
             first_dilation: Optional[int] = None,
             downsample: Optional[nn.Module] = None,
+            layers: BlockLayers = BlockLayers(),
             cardinality: int = 1,
             base_width: int = 64,
             conv_layer: ConvFactory = conv3x3,
             conv_bias: bool = False,
             stride_in_1x1: bool = False,
-            aa_layer: Optional[LayerType] = None,
-            attn_layer: Optional[LayerType] = None,
-            attn_kwargs: Optional[Dict[str, Any]] = None,
-            mid_act_layer: Optional[LayerType] = None,
-            act_layer: Type[nn.Module] = nn.ReLU,
-            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
-            drop_block: Optional[Callable[[], nn.Module]] = None,
-            drop_path: Optional[nn.Module] = None,
             device=None,
             dtype=None,
     ):
@@ -153,25 +190,24 @@ class Bottleneck(nn.Module):
         dd = dict(device=device, dtype=dtype)
         width = int(math.floor(planes * (base_width / 64)) * cardinality)
         out_chs = planes * self.expansion
-        if stride_in_1x1 and aa_layer is not None:
-            raise ValueError('stride_in_1x1 and aa_layer cannot be combined: the anti-aliased stride is the 3x3\'s')
-        use_aa = aa_layer is not None and stride > 1
-        stride_1x1, stride_kxk = (stride, 1) if stride_in_1x1 else (1, 1 if use_aa else stride)
+        if stride_in_1x1 and layers.aa_layer is not None:
+            raise ValueError("stride_in_1x1 and aa_layer cannot be combined: the anti-aliased stride is the 3x3's")
+        stride_1x1, stride_kxk = (stride, 1) if stride_in_1x1 else (1, 1 if layers.uses_aa(stride) else stride)
         self.conv1 = nn.Conv2d(in_chs, width, 1, stride=stride_1x1, bias=conv_bias, **dd)
-        self.bn1 = norm_layer(width, **dd)
-        self.act1 = create_act_layer(act_layer, inplace=True)
+        self.bn1 = layers.norm(width, **dd)
+        self.act1 = layers.act()
         self.conv2 = conv_layer(
             width, width, stride=stride_kxk, dilation=first_dilation or dilation, groups=cardinality, **dd)
-        self.bn2 = norm_layer(width, **dd)
-        self.drop_block = drop_block() if drop_block is not None else nn.Identity()
-        self.act2 = _mid_act(mid_act_layer, act_layer, width, dd)
-        self.aa = create_aa(aa_layer, width, stride, **dd) if use_aa else nn.Identity()
+        self.bn2 = layers.norm(width, **dd)
+        self.drop_block = layers.dropblock()
+        self.act2 = layers.mid_act(width, **dd)
+        self.aa = layers.aa(width, stride, **dd)
         self.conv3 = nn.Conv2d(width, out_chs, 1, bias=conv_bias, **dd)
-        self.bn3 = norm_layer(out_chs, **dd)
-        self.se = create_attn(attn_layer, out_chs, **(attn_kwargs or {}), **dd)
-        self.act3 = create_act_layer(act_layer, inplace=True)
+        self.bn3 = layers.norm(out_chs, **dd)
+        self.se = layers.attn(out_chs, **dd)
+        self.act3 = layers.act()
         self.downsample = downsample
-        self.drop_path = drop_path if drop_path is not None else nn.Identity()
+        self.drop_path = layers.drop_path()
 
     def zero_init_last(self) -> None:
         if getattr(self.bn3, 'weight', None) is not None:
@@ -210,38 +246,28 @@ class BasicBlock(nn.Module):
             dilation: int = 1,
             first_dilation: Optional[int] = None,
             downsample: Optional[nn.Module] = None,
-            cardinality: int = 1,
-            base_width: int = 64,
+            layers: BlockLayers = BlockLayers(),
             conv_layer: ConvFactory = conv3x3,
             conv2_layer: Optional[ConvFactory] = None,
-            aa_layer: Optional[LayerType] = None,
-            attn_layer: Optional[LayerType] = None,
-            attn_kwargs: Optional[Dict[str, Any]] = None,
-            mid_act_layer: Optional[LayerType] = None,
-            act_layer: Type[nn.Module] = nn.ReLU,
-            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
-            drop_block: Optional[Callable[[], nn.Module]] = None,
-            drop_path: Optional[nn.Module] = None,
             device=None,
             dtype=None,
     ):
+        """`conv2_layer`: the second conv (default: `conv_layer` at stride 1)."""
         super().__init__()
-        if cardinality != 1 or base_width != 64:
-            raise ValueError('BasicBlock supports only cardinality=1 and base_width=64 (as torchvision and timm)')
         dd = dict(device=device, dtype=dtype)
-        use_aa = aa_layer is not None and stride > 1
         self.conv1 = conv_layer(
-            in_chs, planes, stride=1 if use_aa else stride, dilation=first_dilation or dilation, groups=1, **dd)
-        self.bn1 = norm_layer(planes, **dd)
-        self.drop_block = drop_block() if drop_block is not None else nn.Identity()
-        self.act1 = _mid_act(mid_act_layer, act_layer, planes, dd)
-        self.aa = create_aa(aa_layer, planes, stride, **dd) if use_aa else nn.Identity()
+            in_chs, planes, stride=1 if layers.uses_aa(stride) else stride, dilation=first_dilation or dilation,
+            groups=1, **dd)
+        self.bn1 = layers.norm(planes, **dd)
+        self.drop_block = layers.dropblock()
+        self.act1 = layers.mid_act(planes, **dd)
+        self.aa = layers.aa(planes, stride, **dd)
         self.conv2 = (conv2_layer or conv_layer)(planes, planes, stride=1, dilation=dilation, groups=1, **dd)
-        self.bn2 = norm_layer(planes, **dd)
-        self.se = create_attn(attn_layer, planes, **(attn_kwargs or {}), **dd)
-        self.act2 = create_act_layer(act_layer, inplace=True)
+        self.bn2 = layers.norm(planes, **dd)
+        self.se = layers.attn(planes, **dd)
+        self.act2 = layers.act()
         self.downsample = downsample
-        self.drop_path = drop_path if drop_path is not None else nn.Identity()
+        self.drop_path = layers.drop_path()
 
     def zero_init_last(self) -> None:
         if getattr(self.bn2, 'weight', None) is not None:
@@ -273,7 +299,7 @@ def _checkpointed(stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return checkpoint_seq(stage, x)
 
 
-class PluggableResNet(ClassifierHeadMixin, nn.Module):
+class PluggableResNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
     """The ResNet skeleton of every ResNet-like family (see the module docstring for the factories)."""
 
     def __init__(
@@ -316,7 +342,8 @@ class PluggableResNet(ClassifierHeadMixin, nn.Module):
             stage_strides: stride of each stage's first block before `output_stride` turns strides into dilation.
             stage_args: per-stage block keywords (e.g. a stage's conv_layer); they override `block_args`. The key
                 `first_block` holds keywords for the stage's first block only.
-            block_args: keywords for every block (timm's `block_args`: `attn_layer`, `attn_kwargs`, ...).
+            block_args: keywords for every block: timm's plug-in names (`attn_layer`, `attn_kwargs`,
+                `mid_act_layer`; the `BlockLayers` fields) and the block class's own (`conv_layer`, `cardinality`, ...).
             shortcut: projection shortcut factory, or one per stage.
             stage_layer: the stage container, called with the stage's blocks.
             dilate_first_block: in a stage de-strided for `output_stride`, the first block's spatial conv uses the
@@ -346,16 +373,17 @@ class PluggableResNet(ClassifierHeadMixin, nn.Module):
 
         plan = make_stage_plan(stage_strides, output_stride, stem_stride=4 if stem_pool is not None else 2)
         drop_block_fns = drop_blocks(drop_block_rate)
-        common = dict(act_layer=act_layer, norm_layer=norm_layer, **(block_args or {}))
-        if aa_layer is not None:
-            common['aa_layer'] = aa_layer
         num_blocks = sum(layers)
         block_idx = 0
         in_chs, prev_dilation = stem_width, 1
         for name, depth, planes, stage_stride, (stride, dilation, reduction), args, make_shortcut, db in zip(
                 STAGE_NAMES, layers, stage_widths, stage_strides, plan, stage_args, shortcuts, drop_block_fns):
-            args = dict(args)
+            args = dict(block_args or {}, **args)
             first_args = args.pop('first_block', {})
+            # the plug-in keywords (timm's block_args names) become the blocks' BlockLayers, the rest block keywords
+            stage_layers = BlockLayers(
+                act_layer=act_layer, norm_layer=norm_layer, aa_layer=aa_layer, drop_block=db,
+                **{k: args.pop(k) for k in BLOCK_LAYER_NAMES & set(args)})
             out_chs = planes * block.expansion
             blocks = []
             for i in range(depth):
@@ -363,8 +391,6 @@ class PluggableResNet(ClassifierHeadMixin, nn.Module):
                 downsample = None
                 if first and (stage_stride != 1 or in_chs != out_chs):
                     downsample = make_shortcut(in_chs, out_chs, stride=stride, norm_layer=norm_layer, **dd)
-                block_dpr = drop_path_rate * block_idx / max(num_blocks - 1, 1)
-                block_kwargs = dict(common, **args, **(first_args if first else {}))
                 blocks.append(block(
                     in_chs,
                     planes,
@@ -372,9 +398,9 @@ class PluggableResNet(ClassifierHeadMixin, nn.Module):
                     dilation=dilation,
                     first_dilation=prev_dilation if first and not dilate_first_block else dilation,
                     downsample=downsample,
-                    drop_block=db,
-                    drop_path=DropPath(block_dpr) if block_dpr > 0. else None,
-                    **block_kwargs,
+                    layers=replace(stage_layers, drop_path_rate=drop_path_rate * block_idx / max(num_blocks - 1, 1)),
+                    **args,
+                    **(first_args if first else {}),
                     **dd,
                 ))
                 in_chs = out_chs
@@ -429,20 +455,13 @@ class PluggableResNet(ClassifierHeadMixin, nn.Module):
         return partial(_checkpointed, stage) if self.grad_checkpointing else stage
 
     @torch.jit.ignore
-    def forward_intermediates(
-            self,
-            x: torch.Tensor,
-            indices: Optional[Union[int, List[int]]] = None,
-            norm: bool = False,
-            stop_early: bool = False,
-            output_fmt: str = 'NCHW',
-            intermediates_only: bool = False,
-    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
-        """Features of the stem (index 0) and of each stage (1-4), and optionally the final features."""
+    def _feature_path(self) -> List[Tuple[Callable[[torch.Tensor], torch.Tensor], int]]:
+        """Stem (feature 0), stem pool, stages (features 1-4), for `forward_intermediates`."""
         path = [(self.forward_stem, 0), (self.maxpool, -1)]
-        path += [(self._stage_fn(getattr(self, name)), i) for i, name in enumerate(STAGE_NAMES, start=1)]
-        return forward_taps(
-            path, x, len(self.feature_info), indices, stop_early, output_fmt, intermediates_only)
+        for i, name in enumerate(STAGE_NAMES, start=1):
+            stage = getattr(self, name)
+            path.append((partial(_checkpointed, stage) if self.grad_checkpointing else stage, i))
+        return path
 
     def prune_intermediate_layers(
             self,

@@ -39,7 +39,7 @@ from timm.models._manipulate import MATCH_PREV_GROUP
 from ..layers import CrossStagePartial, fold_norm, partial_split
 from ._builder import build_tricks_model, imagenet_cfg
 from ._checkpoint import filter_checkpoint
-from ._contract import ClassifierHeadMixin, forward_taps, make_stage_plan
+from ._contract import ClassifierHeadMixin, FeatureTapsMixin, make_stage_plan
 
 __all__ = ['CspDenseNet', 'DenseLayer', 'TwoWayDenseLayer', 'PeleeStemBlock', 'Transition', 'ConvNormAct']
 
@@ -250,7 +250,7 @@ class Transition(nn.Module):
         return x
 
 
-class CspDenseNet(ClassifierHeadMixin, nn.Module):
+class CspDenseNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
     """Cross Stage Partial DenseNet / PeleeNet (see the module docstring)."""
 
     def __init__(
@@ -414,21 +414,12 @@ class CspDenseNet(ClassifierHeadMixin, nn.Module):
                 stage.grad_checkpointing = enable
 
     @torch.jit.ignore
-    def forward_intermediates(
-            self,
-            x: torch.Tensor,
-            indices: Optional[Union[int, List[int]]] = None,
-            norm: bool = False,
-            stop_early: bool = False,
-            output_fmt: str = 'NCHW',
-            intermediates_only: bool = False,
-    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
-        """Features of the stem (0), the fused tensors of stages 1-3 (1-3) and the final features (4)."""
+    def _feature_path(self) -> List[Tuple[nn.Module, int]]:
+        """Stem (feature 0), the fused tensors of stages 1-3 (1-3) and the final features (4)."""
         path = [(self.stem, 0), (self.stem_down, -1)]
         for i, (stage, transition) in enumerate(zip(self._stages(), self._transitions()), start=1):
             path += [(stage, i if i < NUM_STAGES else -1), (transition, -1)]
-        path.append((self.final_norm, NUM_STAGES))
-        return forward_taps(path, x, len(self.feature_info), indices, stop_early, output_fmt, intermediates_only)
+        return path + [(self.final_norm, NUM_STAGES)]
 
     def prune_intermediate_layers(
             self,
@@ -467,7 +458,7 @@ class CspDenseNet(ClassifierHeadMixin, nn.Module):
 
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[str, torch.Tensor]:
     """No released checkpoints exist; accept our own (bare, `state_dict`/`model` wrapped, `module.` prefixed)."""
-    return filter_checkpoint(state_dict, model, prefixes=('module.',))
+    return filter_checkpoint(state_dict, model)
 
 
 def _create_csp_densenet(variant: str, pretrained: bool = False, **kwargs) -> CspDenseNet:

@@ -20,26 +20,21 @@ timm's own GhostNet models (`ghostnet_050/100/130`) are listed as this family's 
 (`timm_tricks.list_models(include_reference=True)`); they stay registered by timm and are never re-registered.
 """
 from functools import partial
-from typing import Any, Callable, Dict, Optional, Type
+from typing import Any, Dict, Optional, Type
 
 import torch
 from torch import nn
 
-from timm.layers import LayerType, create_act_layer
 from timm.models import generate_default_cfgs, register_model
 
-from .._registry import REFERENCE_MODELS
 from ..errors import CheckpointMismatchError, NoPretrainedWeightsError
 from ..layers import GhostModule
 from ._builder import build_tricks_model, imagenet_cfg, merge_model_args
 from ._checkpoint import filter_checkpoint, unwrap_state_dict
-from ._resnet import PluggableResNet, create_aa, create_attn
+from ._resnet import BlockLayers, PluggableResNet
 
 __all__ = ['GhostResNetBottleneck', 'ghost_shortcut']
 
-# timm's GhostNet v1 models shown as the family's reference members. Their reported top-1 figures are timm's
-# models and the authors' numbers, not checkpoints of ours: timm_tricks/weights/reference_top1.json holds them.
-REFERENCE_MODELS.update({'ghostnet_050': 'ghost_resnet', 'ghostnet_100': 'ghost_resnet', 'ghostnet_130': 'ghost_resnet'})
 
 
 class GhostResNetBottleneck(nn.Module):
@@ -59,37 +54,30 @@ class GhostResNetBottleneck(nn.Module):
             dilation: int = 1,
             first_dilation: Optional[int] = None,
             downsample: Optional[nn.Module] = None,
+            layers: BlockLayers = BlockLayers(),
             ratio: int = 2,
             dw_size: int = 3,
-            aa_layer: Optional[LayerType] = None,
-            attn_layer: Optional[LayerType] = None,
-            attn_kwargs: Optional[Dict[str, Any]] = None,
-            mid_act_layer: Optional[LayerType] = None,
-            act_layer: Type[nn.Module] = nn.ReLU,
-            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
-            drop_block: Optional[Callable[[], nn.Module]] = None,
-            drop_path: Optional[nn.Module] = None,
             device=None,
             dtype=None,
     ):
         super().__init__()
-        if mid_act_layer is not None:
+        if layers.mid_act_layer is not None:
             raise ValueError(
                 'ghost_resnet: mid_act_layer is not supported: the activations sit inside the Ghost modules, where '
                 'the cheap depth-wise conv reads the activated intrinsic maps; use act_layer for a channel-free one')
         dd = dict(device=device, dtype=dtype)
-        use_aa = aa_layer is not None and stride > 1
-        ghost = partial(GhostModule, ratio=ratio, dw_size=dw_size, norm_layer=norm_layer, **dd)
-        self.conv1 = ghost(in_chs, planes, 1, act_layer=act_layer)
+        ghost = partial(GhostModule, ratio=ratio, dw_size=dw_size, norm_layer=layers.norm_layer, **dd)
+        self.conv1 = ghost(in_chs, planes, 1, act_layer=layers.act_layer)
         self.conv2 = ghost(
-            planes, planes, 3, stride=1 if use_aa else stride, dilation=first_dilation or dilation, act_layer=act_layer)
-        self.drop_block = drop_block() if drop_block is not None else nn.Identity()
-        self.aa = create_aa(aa_layer, planes, stride, **dd) if use_aa else nn.Identity()
+            planes, planes, 3, stride=1 if layers.uses_aa(stride) else stride, dilation=first_dilation or dilation,
+            act_layer=layers.act_layer)
+        self.drop_block = layers.dropblock()
+        self.aa = layers.aa(planes, stride, **dd)
         self.conv3 = ghost(planes, planes * self.expansion, 1, act_layer=None)
-        self.se = create_attn(attn_layer, planes * self.expansion, **(attn_kwargs or {}), **dd)
+        self.se = layers.attn(planes * self.expansion, **dd)
         self.downsample = downsample
-        self.drop_path = drop_path if drop_path is not None else nn.Identity()
-        self.act3 = create_act_layer(act_layer, inplace=True)
+        self.drop_path = layers.drop_path()
+        self.act3 = layers.act()
 
     def zero_init_last(self) -> None:
         for norm in (self.conv3.primary_conv[1], self.conv3.cheap_operation[1]):
@@ -137,7 +125,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
             f'{len(released)} such keys): those Ghost modules have conv biases and no BatchNorm, so they cannot '
             'be mapped onto this paper-faithful model (Ghost modules with BatchNorm, keys '
             "'layerL.B.convN.primary_conv.0.weight', '...cheap_operation.1.running_var').")
-    return filter_checkpoint(state_dict, model, prefixes=('module.',))
+    return filter_checkpoint(state_dict, model)
 
 
 def _create_ghost_resnet(variant: str, pretrained: bool = False, **kwargs) -> PluggableResNet:

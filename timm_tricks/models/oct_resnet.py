@@ -27,20 +27,19 @@ frequency after the 3x3. Refused with a clear error: `aa_layer` (the octave conv
 average pooling) and `mid_act_layer` (the activations sit inside the octave conv-norm-act units).
 """
 from functools import partial
-from typing import Any, Callable, Dict, Optional, Tuple, Type
+from typing import Any, Dict, Optional, Tuple, Type
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from timm.layers import LayerType, create_act_layer
 from timm.models import generate_default_cfgs, register_model
 
 from ..layers.octconv import OctaveConvNormAct, OctaveDropPath, merge_octave
 from ..weights import released_cfg
 from ._builder import build_tricks_model, imagenet_cfg, merge_model_args
 from ._checkpoint import filter_checkpoint
-from ._resnet import PluggableResNet, create_attn
+from ._resnet import BlockLayers, PluggableResNet
 
 __all__ = ['OctBottleneck', 'OctSequential', 'OctaveStage', 'oct_shortcut']
 
@@ -62,43 +61,35 @@ class OctBottleneck(nn.Module):
             dilation: int = 1,
             first_dilation: Optional[int] = None,
             downsample: Optional[nn.Module] = None,
+            layers: BlockLayers = BlockLayers(),
             alpha_in: Optional[float] = None,
             alpha: float = 0.5,
-            aa_layer: Optional[LayerType] = None,
-            attn_layer: Optional[LayerType] = None,
-            attn_kwargs: Optional[Dict[str, Any]] = None,
-            mid_act_layer: Optional[LayerType] = None,
-            act_layer: Type[nn.Module] = nn.ReLU,
-            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
-            drop_block: Optional[Callable[[], nn.Module]] = None,
-            drop_path: Optional[nn.Module] = None,
             device=None,
             dtype=None,
     ):
         super().__init__()
-        if aa_layer is not None:
+        if layers.aa_layer is not None:
             raise ValueError('oct_resnet: aa_layer is not supported: the octave conv subsamples by 2x2 average pooling')
-        if mid_act_layer is not None:
+        if layers.mid_act_layer is not None:
             raise ValueError('oct_resnet: mid_act_layer is not supported: the activations sit inside the octave '
                              'conv-norm-act units (one per frequency); use act_layer')
         dd = dict(device=device, dtype=dtype)
         alpha_in = alpha if alpha_in is None else alpha_in
         out_chs = planes * self.expansion
-        kw = dict(norm_layer=norm_layer, act_layer=act_layer, **dd)
+        kw = dict(norm_layer=layers.norm_layer, act_layer=layers.act_layer, **dd)
         self.conv1 = OctaveConvNormAct(in_chs, planes, 1, alpha_in, alpha, **kw)
         self.conv2 = OctaveConvNormAct(
             planes, planes, 3, alpha, alpha, stride=stride, dilation=first_dilation or dilation, **kw)
-        self.drop_block = drop_block() if drop_block is not None else nn.Identity()
+        self.drop_block = layers.dropblock()
         self.conv3 = OctaveConvNormAct(planes, out_chs, 1, alpha, alpha, apply_act=False, **kw)
         out_h, out_l = self.conv3.conv.out_h, self.conv3.conv.out_l
-        attn_kwargs = dict(attn_kwargs or {}, **dd)
-        self.se = create_attn(attn_layer, out_h, **attn_kwargs)
-        self.se_l = create_attn(attn_layer, out_l, **attn_kwargs) if out_l else None
+        self.se = layers.attn(out_h, **dd)
+        self.se_l = layers.attn(out_l, **dd) if out_l else None
         self.downsample = downsample
         # one keep/drop draw per sample for both frequencies
-        self.drop_path = OctaveDropPath(drop_path.drop_prob) if drop_path is not None else None
-        self.act_h = create_act_layer(act_layer, inplace=True)
-        self.act_l = create_act_layer(act_layer, inplace=True) if out_l else None
+        self.drop_path = OctaveDropPath(layers.drop_path_rate) if layers.drop_path_rate > 0. else None
+        self.act_h = layers.act()
+        self.act_l = layers.act() if out_l else None
 
     def zero_init_last(self) -> None:
         for bn in (self.conv3.bn_h, self.conv3.bn_l):
@@ -196,7 +187,7 @@ def oct_resnet_args(layers, oct_alpha: float = 0.5) -> Dict[str, Any]:
 
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[str, Tensor]:
     """The reference's bare state dicts load as they are (same module names); training wrappers are unwrapped."""
-    return filter_checkpoint(state_dict, model, prefixes=('module.',))
+    return filter_checkpoint(state_dict, model)
 
 
 def _create_oct_resnet(variant: str, layers, pretrained: bool = False, oct_alpha: float = 0.5, **kwargs):

@@ -21,9 +21,8 @@ from functools import partial
 from typing import Any, Dict, Sequence
 
 import torch
-from torch import nn
-
 from timm.models import generate_default_cfgs, register_model
+from torch import nn
 
 from ..layers import convert_cbam_v1_state_dict
 from ..weights import released_cfg

@@ -69,7 +69,7 @@ def pool_conv_shortcut(
 
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[str, torch.Tensor]:
     """Accept the authors' release (bare state dict) and training checkpoints (`state_dict`, `module.`)."""
-    return filter_checkpoint(state_dict, model, prefixes=('module.',))
+    return filter_checkpoint(state_dict, model)
 
 
 def _create_pyconv_resnet(variant: str, pretrained: bool = False, **kwargs) -> PluggableResNet:

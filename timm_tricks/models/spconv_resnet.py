@@ -35,7 +35,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
     possibly under DataParallel (`module.`) and inside `{'state_dict': ..., 'epoch': ...}`; fp16 tensors are cast
     to float32. Module names are otherwise ours, so nothing is renamed.
     """
-    return filter_checkpoint(state_dict, model, prefixes=('module.', '1.', 'module.'))
+    return filter_checkpoint(state_dict, model, prefixes=('1.', 'module.'))
 
 
 def _create_spconv_resnet(
