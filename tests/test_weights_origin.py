@@ -226,7 +226,7 @@ def test_two_concurrent_downloads_of_one_tag_end_with_one_file(host, authors, mo
     data = authors(BLURPOOL).path.read_bytes()
     _accept_checksum_of(monkeypatch, BLURPOOL, data)
     url = host.add_file('/blurpool.pth', data)
-    host.slow('/blurpool.pth', 0.1)  # long enough for the second caller to arrive while the first downloads
+    host.slow('/blurpool.pth', 0.3)  # long enough for the second caller to arrive while the first downloads
     models, errors = [], []
 
     def load():

@@ -7,7 +7,7 @@ multithreaded, vectorised kernels:
 1. `F.grid_sample` (bilinear, zero padding) samples the input at every shifted tap of every output pixel into a
    "tap image" of size (Ho * kh, Wo * kw): tap (i, j) of output (y, x) lands on pixel (y * kh + i, x * kw + j).
    Each deformable group is a separate "image" of the batch, so it reads its own offsets. The tap image is
-   multiplied by the mask (and laid out channels_last in the same pass).
+   multiplied by the mask and laid out channels_last.
 2. The conv with the layer's own weight, stride (kh, kw) and no padding over the tap image is exactly the sum over
    taps and channels of the deformable conv (groups included): oneDNN's direct conv, no im2col GEMM (a 1x1 conv
    over (Cin * kh * kw)-channel columns, the textbook form, ran about 2x slower than a 3x3 conv of the same MACs).
@@ -67,13 +67,7 @@ def deform_conv2d_cpu(
     mask = mask.view(n, offset_groups, kh, kw, out_h, out_w).permute(0, 1, 4, 2, 5, 3).reshape(
         n, offset_groups, 1, out_h * kh, out_w * kw)
     # masked tap image, channels_last: the layout in which oneDNN's strided conv runs as fast as a plain 3x3 conv
-    if torch.is_grad_enabled() and (taps.requires_grad or mask.requires_grad):
-        tap_image = (taps * mask).view(n, in_channels, out_h * kh, out_w * kw).contiguous(
-            memory_format=torch.channels_last)
-    else:  # one pass: multiply and change layout
-        tap_image = torch.empty(
-            (n, in_channels, out_h * kh, out_w * kw), dtype=taps.dtype, device=taps.device,
-            memory_format=torch.channels_last)
-        torch.mul(taps, mask, out=tap_image.view(n, offset_groups, group_channels, out_h * kh, out_w * kw))
+    tap_image = (taps * mask).view(n, in_channels, out_h * kh, out_w * kw).contiguous(
+        memory_format=torch.channels_last)
     out = F.conv2d(tap_image, weight, bias, stride=(kh, kw), groups=groups)
     return out if input.is_contiguous(memory_format=torch.channels_last) else out.contiguous()

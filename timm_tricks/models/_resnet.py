@@ -43,7 +43,7 @@ from ..layers import create_attn, create_channel_act, fold_norm
 from ._contract import STAGE_NAMES, ClassifierHeadMixin, FeatureTapsMixin, make_stage_plan
 
 __all__ = [
-    'PluggableResNet', 'BlockLayers', 'Bottleneck', 'BasicBlock', 'conv3x3', 'conv1x1', 'conv_shortcut', 'aa_shortcut',
+    'PluggableResNet', 'BlockLayers', 'ResidualBlock', 'Bottleneck', 'BasicBlock', 'conv3x3', 'conv1x1', 'conv_shortcut', 'aa_shortcut',
     'max_pool_stem', 'create_aa', 'create_attn', 'fold_shortcut',
 ]
 
@@ -163,9 +163,50 @@ class BlockLayers:
 BLOCK_LAYER_NAMES = frozenset(f.name for f in fields(BlockLayers))
 
 
-class Bottleneck(nn.Module):
+class ResidualBlock(nn.Module):
+    """What the residual blocks share: attention on the branch's end (`se`), drop-path, the projection shortcut
+    (`downsample`), the norm folding and the zero init of the branch's last norm.
+
+    A subclass builds its branch, then calls `_init_residual`, names its (conv, norm) pairs in `conv_norm_pairs` (the
+    last pair's norm ends the branch) and ends `forward` with `act(self.residual(branch, x))`.
+    """
+    conv_norm_pairs: Tuple[Tuple[str, str], ...] = ()
+
+    def _init_residual(
+            self, out_chs: int, downsample: Optional[nn.Module], layers: BlockLayers, device=None, dtype=None,
+    ) -> None:
+        self.se = layers.attn(out_chs, device=device, dtype=dtype)
+        self.downsample = downsample
+        self.drop_path = layers.drop_path()
+
+    def zero_init_last(self) -> None:
+        norm = getattr(self, self.conv_norm_pairs[-1][1])
+        if getattr(norm, 'weight', None) is not None:
+            nn.init.zeros_(norm.weight)
+
+    @torch.no_grad()
+    def reparameterize(self) -> None:
+        """Fold every norm into the conv before it, for inference (timm's `reparameterize_model` calls this)."""
+        for conv_name, norm_name in self.conv_norm_pairs:
+            conv, norm = fold_norm(getattr(self, conv_name), getattr(self, norm_name))
+            setattr(self, conv_name, conv)
+            setattr(self, norm_name, norm)
+        self.downsample = fold_shortcut(self.downsample)
+
+    def residual(self, branch: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """[se] -> drop-path -> + shortcut (the activation after the add is the subclass's)."""
+        if self.se is not None:
+            branch = self.se(branch)
+        branch = self.drop_path(branch)
+        if self.downsample is not None:
+            x = self.downsample(x)
+        return branch + x
+
+
+class Bottleneck(ResidualBlock):
     """Post-activation bottleneck, torchvision's layout: 1x1 -> `conv_layer` (strided) -> [aa] -> 1x1 (x4) [-> se]."""
     expansion = 4
+    conv_norm_pairs = (('conv1', 'bn1'), ('conv2', 'bn2'), ('conv3', 'bn3'))
 
     def __init__(
             self,
@@ -204,39 +245,19 @@ class Bottleneck(nn.Module):
         self.aa = layers.aa(width, stride, **dd)
         self.conv3 = nn.Conv2d(width, out_chs, 1, bias=conv_bias, **dd)
         self.bn3 = layers.norm(out_chs, **dd)
-        self.se = layers.attn(out_chs, **dd)
         self.act3 = layers.act()
-        self.downsample = downsample
-        self.drop_path = layers.drop_path()
-
-    def zero_init_last(self) -> None:
-        if getattr(self.bn3, 'weight', None) is not None:
-            nn.init.zeros_(self.bn3.weight)
-
-    @torch.no_grad()
-    def reparameterize(self) -> None:
-        """Fold every norm into the conv before it, for inference (timm's `reparameterize_model` calls this)."""
-        self.conv1, self.bn1 = fold_norm(self.conv1, self.bn1)
-        self.conv2, self.bn2 = fold_norm(self.conv2, self.bn2)
-        self.conv3, self.bn3 = fold_norm(self.conv3, self.bn3)
-        self.downsample = fold_shortcut(self.downsample)
+        self._init_residual(out_chs, downsample, layers, **dd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x
-        x = self.act1(self.bn1(self.conv1(x)))
-        x = self.aa(self.act2(self.drop_block(self.bn2(self.conv2(x)))))
-        x = self.bn3(self.conv3(x))
-        if self.se is not None:
-            x = self.se(x)
-        x = self.drop_path(x)
-        if self.downsample is not None:
-            shortcut = self.downsample(shortcut)
-        return self.act3(x + shortcut)
+        y = self.act1(self.bn1(self.conv1(x)))
+        y = self.aa(self.act2(self.drop_block(self.bn2(self.conv2(y)))))
+        return self.act3(self.residual(self.bn3(self.conv3(y)), x))
 
 
-class BasicBlock(nn.Module):
+class BasicBlock(ResidualBlock):
     """Post-activation basic block, torchvision's layout: `conv_layer` (strided) -> [aa] -> `conv2_layer` [-> se]."""
     expansion = 1
+    conv_norm_pairs = (('conv1', 'bn1'), ('conv2', 'bn2'))
 
     def __init__(
             self,
@@ -264,32 +285,12 @@ class BasicBlock(nn.Module):
         self.aa = layers.aa(planes, stride, **dd)
         self.conv2 = (conv2_layer or conv_layer)(planes, planes, stride=1, dilation=dilation, groups=1, **dd)
         self.bn2 = layers.norm(planes, **dd)
-        self.se = layers.attn(planes, **dd)
         self.act2 = layers.act()
-        self.downsample = downsample
-        self.drop_path = layers.drop_path()
-
-    def zero_init_last(self) -> None:
-        if getattr(self.bn2, 'weight', None) is not None:
-            nn.init.zeros_(self.bn2.weight)
-
-    @torch.no_grad()
-    def reparameterize(self) -> None:
-        """Fold every norm into the conv before it, for inference (timm's `reparameterize_model` calls this)."""
-        self.conv1, self.bn1 = fold_norm(self.conv1, self.bn1)
-        self.conv2, self.bn2 = fold_norm(self.conv2, self.bn2)
-        self.downsample = fold_shortcut(self.downsample)
+        self._init_residual(planes, downsample, layers, **dd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x
-        x = self.aa(self.act1(self.drop_block(self.bn1(self.conv1(x)))))
-        x = self.bn2(self.conv2(x))
-        if self.se is not None:
-            x = self.se(x)
-        x = self.drop_path(x)
-        if self.downsample is not None:
-            shortcut = self.downsample(shortcut)
-        return self.act2(x + shortcut)
+        y = self.aa(self.act1(self.drop_block(self.bn1(self.conv1(x)))))
+        return self.act2(self.residual(self.bn2(self.conv2(y)), x))
 
 
 def _checkpointed(stage: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -31,13 +31,13 @@ from ..errors import CheckpointMismatchError, NoPretrainedWeightsError
 from ..layers import GhostModule
 from ._builder import build_tricks_model, imagenet_cfg, merge_model_args
 from ._checkpoint import filter_checkpoint, unwrap_state_dict
-from ._resnet import BlockLayers, PluggableResNet
+from ._resnet import BlockLayers, PluggableResNet, ResidualBlock
 
 __all__ = ['GhostResNetBottleneck', 'ghost_shortcut']
 
 
 
-class GhostResNetBottleneck(nn.Module):
+class GhostResNetBottleneck(ResidualBlock):
     """ResNet bottleneck whose three convolutions are Ghost modules: 1x1 -> strided 3x3 -> [aa] -> 1x1 (x4) [-> se].
 
     The plug-ins sit where timm's Bottleneck has them: DropBlock after the 3x3 Ghost module, attention (`se`)
@@ -74,10 +74,8 @@ class GhostResNetBottleneck(nn.Module):
         self.drop_block = layers.dropblock()
         self.aa = layers.aa(planes, stride, **dd)
         self.conv3 = ghost(planes, planes * self.expansion, 1, act_layer=None)
-        self.se = layers.attn(planes * self.expansion, **dd)
-        self.downsample = downsample
-        self.drop_path = layers.drop_path()
         self.act3 = layers.act()
+        self._init_residual(planes * self.expansion, downsample, layers, **dd)
 
     def zero_init_last(self) -> None:
         for norm in (self.conv3.primary_conv[1], self.conv3.cheap_operation[1]):
@@ -85,14 +83,8 @@ class GhostResNetBottleneck(nn.Module):
                 nn.init.zeros_(norm.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x
-        x = self.conv3(self.aa(self.drop_block(self.conv2(self.conv1(x)))))
-        if self.se is not None:
-            x = self.se(x)
-        x = self.drop_path(x)
-        if self.downsample is not None:
-            shortcut = self.downsample(shortcut)
-        return self.act3(x + shortcut)
+        y = self.conv3(self.aa(self.drop_block(self.conv2(self.conv1(x)))))
+        return self.act3(self.residual(y, x))
 
 
 def ghost_shortcut(

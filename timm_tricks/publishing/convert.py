@@ -127,7 +127,7 @@ def convert_checkpoint(name: str, original_file: PathLike, out_dir: PathLike, co
             name=name, out_dir=out_dir, hf_hub_id=entry.hf_hub_id, original_sha256=original_sha256,
             checksum=entry.checksum, weights_sha256=sha256_file(staging / WEIGHTS_FILE), params=params,
             macs=macs, hosting=entry.hosting)
-        card = model_card(conversion, entry, model, original.name, feature_levels(name, input_size))
+        card = model_card(conversion, entry, model, original.name, feature_levels(_meta_model(name), input_size))
         (staging / CARD_FILE).write_text(card, encoding='utf-8')
         record = _conversion_record(conversion, entry, original, staging)
         (staging / RECORD_FILE).write_text(json.dumps(record, indent=1) + '\n', encoding='utf-8')
@@ -148,14 +148,13 @@ def write_card_files(name: str, folder: PathLike) -> None:
     versions that converted it) reads AT_PUBLISH; `convert_checkpoint` writes the complete card.
     """
     entry = our_entry(name)
-    with torch.device('meta'):  # names, shapes and cfg are all a card needs
-        model = timm.create_model(name)
+    model = _meta_model(name)
     conversion = Conversion(
         name=name, out_dir=Path(folder), hf_hub_id=entry.hf_hub_id, original_sha256=None, checksum=entry.checksum,
         weights_sha256=None, params=sum(p.numel() for p in model.parameters()), macs=None, hosting=entry.hosting)
     conversion.out_dir.mkdir(parents=True, exist_ok=True)
     save_config_for_hf(model, conversion.out_dir / CONFIG_FILE, model_config=_label_config(entry, model))
-    levels = feature_levels(name, tuple(model.pretrained_cfg['input_size']))
+    levels = feature_levels(model, tuple(model.pretrained_cfg['input_size']))
     card = model_card(conversion, entry, model, entry.original_filename or 'ORIGINAL_FILE', levels)
     (conversion.out_dir / CARD_FILE).write_text(card, encoding='utf-8')
 
@@ -173,16 +172,21 @@ def _label_config(entry: ManifestEntry, model: nn.Module) -> Dict[str, Any]:
     return dict(label_names=info.label_names(), label_descriptions=info.label_descriptions(as_dict=True))
 
 
-def feature_levels(name: str, input_size: Tuple[int, ...]) -> List[FeatureLevel]:
-    """The `features_only` levels of `name` with their output shapes, from a forward on the meta device (exact
-    shapes without computing anything)."""
-    model = timm.create_model(name, device='meta').eval()
+def feature_levels(model: nn.Module, input_size: Tuple[int, ...]) -> List[FeatureLevel]:
+    """The `features_only` levels of `model` (on the meta device) with their output shapes, from a forward on the
+    meta device (exact shapes without computing anything)."""
     with torch.no_grad():
-        outputs = model.forward_intermediates(torch.empty(1, *input_size, device='meta'), intermediates_only=True)
+        outputs = model.eval().forward_intermediates(
+            torch.empty(1, *input_size, device='meta'), intermediates_only=True)
     return [
         FeatureLevel(info['module'], info['num_chs'], info['reduction'], tuple(out.shape))
         for info, out in zip(model.feature_info, outputs)
     ]
+
+
+def _meta_model(name: str) -> nn.Module:
+    with torch.device('meta'):  # names, shapes and cfg are all a card needs: nothing is allocated
+        return timm.create_model(name)
 
 
 def _conversion_record(
