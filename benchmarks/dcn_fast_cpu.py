@@ -111,6 +111,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     add_timing_args(parser, reps=5, warmup=2, out_name='dcn_fast_cpu.md')
     parser.set_defaults(batch=[8], threads=2)
+    parser.add_argument('--append', action='store_true', help='append to --out (e.g. a run at another thread count)')
     args = parser.parse_args()
     set_threads(args.threads)
     load_before = load_average()
@@ -157,7 +158,7 @@ def write_report(args, models, rel, layers, load_before, load_after):
             f"{res['conv 3x3']:.1f} | {res['ours'] / res['conv 3x3']:.2f} | "
             f"{res['torchvision'] / res['ours']:.2f}x |")
     lines.append('')
-    write_markdown(args.out, lines)
+    write_markdown(args.out, lines, append=args.append)
 
 
 if __name__ == '__main__':

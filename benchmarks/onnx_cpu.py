@@ -66,6 +66,7 @@ def main():
     add_timing_args(parser, reps=5, warmup=1, out_name='onnx_cpu.md')
     parser.add_argument('--models', nargs='+', default=REPRESENTATIVES)
     parser.set_defaults(batch=[8], threads=2)
+    parser.add_argument('--append', action='store_true', help='append to --out (e.g. a run at another thread count)')
     args = parser.parse_args()
     set_threads(args.threads)
     load_before = load_average()
@@ -101,7 +102,7 @@ def write_report(args, results, load_before, load_after):
         lines.append(f"| {name} | {times['torch']:.1f} | {times['onnxruntime']:.1f} | "
                      f"{times['torch'] / times['onnxruntime']:.2f}x | {rel:.1e} |")
     lines.append('')
-    write_markdown(args.out, lines)
+    write_markdown(args.out, lines, append=args.append)
 
 
 if __name__ == '__main__':

@@ -11,7 +11,7 @@ from typing import Dict, NamedTuple, Optional
 
 class SpecFigures(NamedTuple):
     params: int
-    fvcore_total: int
+    fvcore_total: Optional[int]
     conv_linear: Optional[int]
 
 
@@ -83,14 +83,13 @@ SPEC_FIGURES: Dict[str, SpecFigures] = {
     'dcnv2_resnet50_dg4': SpecFigures(29_042_084, 4_867_464_192, 4_845_135_872),
     'dcnv2_resnet101': SpecFigures(46_478_418, 8_230_234_624, 8_197_670_400),
 
-    # plugins.md, §2-§3: parameters only (exact). The spec gives no FLOPs for these models: fvcore_total is OUR
-    # measurement (tests/spec_figures.py protocol, timm_tricks.profile.count_flops), not an independent figure.
-    'cbam_resnet50': SpecFigures(28_089_624, 4_117_929_164, None),
-    'nam_resnet50': SpecFigures(25_587_240, 4_122_551_296, None),
-    'acon_resnet50': SpecFigures(25_594_920, 3_879_247_872, None),
-    'acon_resnet101': SpecFigures(44_626_216, 7_601_704_960, None),
-    'metaacon_resnet50': SpecFigures(25_773_368, 3_879_426_016, None),
-    'metaacon_resnet101': SpecFigures(44_953_448, 7_602_031_616, None),
+    # plugins.md, §2-§3: parameters only (exact); the spec gives no FLOPs for these models.
+    'cbam_resnet50': SpecFigures(28_089_624, None, None),
+    'nam_resnet50': SpecFigures(25_587_240, None, None),
+    'acon_resnet50': SpecFigures(25_594_920, None, None),
+    'acon_resnet101': SpecFigures(44_626_216, None, None),
+    'metaacon_resnet50': SpecFigures(25_773_368, None, None),
+    'metaacon_resnet101': SpecFigures(44_953_448, None, None),
 }
 
 # dcnv2.md, §3 "+ sampling cost" column: fvcore total when each deformable conv also pays

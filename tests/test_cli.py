@@ -14,7 +14,7 @@ def test_list_shows_exact_sizes_and_tags():
     assert out.returncode == 0, out.stderr
     rows = {line.split()[0]: line for line in out.stdout.splitlines()[1:]}
     assert len(rows) == 8
-    assert '24.85' in rows['pyconv_resnet50'] and 'aug_in1k, in1k' in rows['pyconv_resnet50']
+    assert '24.85' in rows['pyconv_resnet50'] and 'in1k, aug_in1k' in rows['pyconv_resnet50']
     assert '5.91' in rows['pyconv_resnet18'] and rows['pyconv_resnet18'].rstrip().endswith('-')
 
 
@@ -29,7 +29,7 @@ def test_info_prints_cfg_features_and_origin():
 
 @pytest.mark.parametrize('args, expected', [
     (('info', 'pyconv_resnt50'), 'Did you mean: pyconv_resnet50'),
-    (('info', 'pyconv_resnet50.in22k'), "no tag 'in22k'. Tags with weights: aug_in1k, in1k"),
+    (('info', 'pyconv_resnet50.in22k'), "no tag 'in22k'. Tags with weights: in1k, aug_in1k"),
     (('list', 'nothing_like_this*'), "No model matches"),
 ])
 def test_bad_names_exit_non_zero_with_a_hint(args, expected):

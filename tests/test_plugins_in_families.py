@@ -99,8 +99,10 @@ def test_plugin_builds_trains_and_extracts_features(family, plugin):
     if plugin == 'drop_block':  # timm's drop_blocks: stages 3 and 4, block size 5 then 3
         for stage, size in ((model.layer1, None), (model.layer2, None), (model.layer3, 5), (model.layer4, 3)):
             for block in stage:
-                db = block.drop_block
-                assert (db.block_size, db.drop_prob) == (size, 0.1) if size else isinstance(db, nn.Identity)
+                if size is None:
+                    assert isinstance(block.drop_block, nn.Identity)
+                else:
+                    assert (block.drop_block.block_size, block.drop_block.drop_prob) == (size, 0.1)
 
     features = _create(family, plugin_kwargs, features_only=True, output_stride=8).eval()
     assert features.feature_info.reduction() == [2, 4, 8, 8, 8]

@@ -236,7 +236,8 @@ def test_counts_match_spec(name):
     conv_equivalent_total = flops.total - flops.by_operator.get('deform_sampling', 0)
     # exact: the one documented convention that differs (OctResNet's upsampling) is computed, not tolerated
     convention = oct_upsample_difference(OCTRESNET_LAYERS[name]) if name in OCTRESNET_LAYERS else 0
-    assert conv_equivalent_total == spec.fvcore_total + convention
+    if spec.fvcore_total is not None:
+        assert conv_equivalent_total == spec.fvcore_total + convention
     if spec.conv_linear is not None:
         assert flops.conv_linear == spec.conv_linear
     if name in DEFORM_SAMPLING_TOTALS:

@@ -385,6 +385,7 @@ class PluggableResNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
             stage_layers = BlockLayers(
                 act_layer=act_layer, norm_layer=norm_layer, aa_layer=aa_layer, drop_block=db,
                 **{k: args.pop(k) for k in BLOCK_LAYER_NAMES & set(args)})
+            first_layers = replace(stage_layers, **{k: first_args.pop(k) for k in BLOCK_LAYER_NAMES & set(first_args)})
             out_chs = planes * block.expansion
             blocks = []
             for i in range(depth):
@@ -399,7 +400,9 @@ class PluggableResNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
                     dilation=dilation,
                     first_dilation=prev_dilation if first and not dilate_first_block else dilation,
                     downsample=downsample,
-                    layers=replace(stage_layers, drop_path_rate=drop_path_rate * block_idx / max(num_blocks - 1, 1)),
+                    layers=replace(
+                        first_layers if first else stage_layers,
+                        drop_path_rate=drop_path_rate * block_idx / max(num_blocks - 1, 1)),
                     **args,
                     **(first_args if first else {}),
                     **dd,

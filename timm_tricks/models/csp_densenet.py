@@ -461,7 +461,18 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
     return filter_checkpoint(state_dict, model)
 
 
+# the ResNet families' plug-in keywords; CSP-DenseNet has no residual block to put them in
+RESNET_PLUGIN_KWARGS = ('block_args', 'stage_args', 'drop_block_rate', 'aa_layer')
+
+
 def _create_csp_densenet(variant: str, pretrained: bool = False, **kwargs) -> CspDenseNet:
+    given = [k for k in RESNET_PLUGIN_KWARGS if kwargs.get(k) is not None]
+    if given:
+        raise ValueError(
+            f"{variant} does not take {', '.join(given)}: its dense layers concatenate instead of adding a residual "
+            'branch, so there is no place for block attention, DropBlock or anti-aliased strides. It supports '
+            'drop_path_rate (on each dense layer\'s new features), drop_rate, act_layer, norm_layer and output_stride; '
+            'for attention on its features, apply a plug-in from timm_tricks.layers to features_only outputs.')
     return build_tricks_model(
         CspDenseNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
 

@@ -99,8 +99,8 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
 
 def _create_dcn_resnet(
         variant: str,
-        layers: Sequence[int],
         pretrained: bool = False,
+        layers: Sequence[int] = (3, 4, 6, 3),
         dcn_stages: Sequence[int] = DEFAULT_DCN_STAGES,
         deform_groups: int = 1,
         **kwargs,
@@ -139,16 +139,17 @@ default_cfgs = generate_default_cfgs({
 @register_model
 def dcnv2_resnet50(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """ResNet-50 with DCNv2 in every 3x3 of c3-c5 (13 deformable layers)."""
-    return _create_dcn_resnet('dcnv2_resnet50', (3, 4, 6, 3), pretrained, **kwargs)
+    return _create_dcn_resnet('dcnv2_resnet50', pretrained, **dict(dict(layers=(3, 4, 6, 3)), **kwargs))
 
 
 @register_model
 def dcnv2_resnet50_dg4(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """ResNet-50 with DCNv2 in c3-c5, 4 deformable groups (mmdetection's `faster_rcnn_r50_fpn_mdconv_c3-c5_group4`)."""
-    return _create_dcn_resnet('dcnv2_resnet50_dg4', (3, 4, 6, 3), pretrained, **dict(dict(deform_groups=4), **kwargs))
+    model_args = dict(layers=(3, 4, 6, 3), deform_groups=4)
+    return _create_dcn_resnet('dcnv2_resnet50_dg4', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def dcnv2_resnet101(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """ResNet-101 with DCNv2 in every 3x3 of c3-c5 (30 deformable layers)."""
-    return _create_dcn_resnet('dcnv2_resnet101', (3, 4, 23, 3), pretrained, **kwargs)
+    return _create_dcn_resnet('dcnv2_resnet101', pretrained, **dict(dict(layers=(3, 4, 23, 3)), **kwargs))

@@ -190,7 +190,9 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
     return filter_checkpoint(state_dict, model)
 
 
-def _create_oct_resnet(variant: str, layers, pretrained: bool = False, oct_alpha: float = 0.5, **kwargs):
+def _create_oct_resnet(
+        variant: str, pretrained: bool = False, layers=(3, 4, 6, 3), oct_alpha: float = 0.5, **kwargs,
+) -> PluggableResNet:
     return build_tricks_model(
         PluggableResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn,
         **merge_model_args(oct_resnet_args(layers, oct_alpha), kwargs))
@@ -217,28 +219,28 @@ default_cfgs = generate_default_cfgs({
 @register_model
 def oct_resnet26(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Oct-ResNet-26 (alpha 0.5; no released weights)."""
-    return _create_oct_resnet('oct_resnet26', (2, 2, 2, 2), pretrained, **kwargs)
+    return _create_oct_resnet('oct_resnet26', pretrained, **dict(dict(layers=(2, 2, 2, 2)), **kwargs))
 
 
 @register_model
 def oct_resnet50(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Oct-ResNet-50 (alpha 0.5)."""
-    return _create_oct_resnet('oct_resnet50', (3, 4, 6, 3), pretrained, **kwargs)
+    return _create_oct_resnet('oct_resnet50', pretrained, **dict(dict(layers=(3, 4, 6, 3)), **kwargs))
 
 
 @register_model
 def oct_resnet101(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Oct-ResNet-101 (alpha 0.5)."""
-    return _create_oct_resnet('oct_resnet101', (3, 4, 23, 3), pretrained, **kwargs)
+    return _create_oct_resnet('oct_resnet101', pretrained, **dict(dict(layers=(3, 4, 23, 3)), **kwargs))
 
 
 @register_model
 def oct_resnet152(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Oct-ResNet-152 (alpha 0.5)."""
-    return _create_oct_resnet('oct_resnet152', (3, 8, 36, 3), pretrained, **kwargs)
+    return _create_oct_resnet('oct_resnet152', pretrained, **dict(dict(layers=(3, 8, 36, 3)), **kwargs))
 
 
 @register_model
 def oct_resnet200(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """Oct-ResNet-200 (alpha 0.5; no released weights)."""
-    return _create_oct_resnet('oct_resnet200', (3, 24, 36, 3), pretrained, **kwargs)
+    return _create_oct_resnet('oct_resnet200', pretrained, **dict(dict(layers=(3, 24, 36, 3)), **kwargs))

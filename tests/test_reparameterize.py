@@ -1,0 +1,85 @@
+"""The inference path (issue: fused model): every BatchNorm folded into the conv before it, outputs unchanged.
+
+`model.reparameterize()` folds everything; timm's `reparameterize_model` everything but the stem's norm (it visits a
+model's children only). Compared in float64 would hide nothing float32 rounding does not already; the bound is the
+issue's 1e-5 relative, against the unfused model's own output.
+"""
+import copy
+
+import pytest
+import timm
+import torch
+from timm.layers import set_scriptable
+from timm.utils import reparameterize_model
+from torch import nn
+
+import timm_tricks
+from helpers import randomize_bn
+
+FOLDABLE_FAMILIES = ('pyconv*', 'spconv*', 'oct_*', 'blurpool_resnet18', 'dcnv2_resnet50', 'ghost_resnet50_s4')
+# every PyConv, SPConv and Oct variant, one model of each other family
+FUSE_MODELS = sorted({n for pattern in FOLDABLE_FAMILIES for n in timm_tricks.list_models(pattern)})
+SIZE = (1, 3, 64, 48)
+
+
+def _rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
+    return float((got - want).abs().max() / want.abs().max())
+
+
+def _norms(model: nn.Module):
+    return [n for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@pytest.mark.parametrize('name', FUSE_MODELS)
+def test_fused_equals_unfused(name):
+    model = randomize_bn(timm.create_model(name, num_classes=10)).eval()
+    x = torch.randn(*SIZE, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = model(x)
+        fused = copy.deepcopy(model).reparameterize()
+        assert _norms(fused) == []
+        assert _rel_err(fused(x), want) <= 1e-5
+        assert fused.reparameterize()(x).equal(fused(x))  # idempotent
+        via_timm = reparameterize_model(model)
+        assert _norms(via_timm) == ['bn1'] and _rel_err(via_timm(x), want) <= 1e-5
+
+
+def test_fused_model_keeps_the_contract():
+    """features_only taps, forward_intermediates, TorchScript and torch.compile on a fused model."""
+    model = randomize_bn(timm.create_model('oct_resnet26')).eval()
+    x = torch.randn(2, 3, 65, 47)
+    with torch.no_grad():
+        want_final, want_feats = model.forward_intermediates(x)
+        fused = copy.deepcopy(model).reparameterize()
+        final, feats = fused.forward_intermediates(x)
+        assert _rel_err(final, want_final) <= 1e-5
+        assert all(_rel_err(f, w) <= 1e-5 for f, w in zip(feats, want_feats))
+        with set_scriptable(True):
+            scripted = torch.jit.script(fused)
+        assert _rel_err(scripted(x), model(x)) <= 1e-5
+        compiled = torch.compile(fused, fullgraph=True, backend='eager')
+        assert _rel_err(compiled(x), model(x)) <= 1e-5
+
+    backbone = randomize_bn(timm.create_model('pyconv_resnet18', features_only=True, out_indices=(1, 2, 3, 4))).eval()
+    with torch.no_grad():
+        want = backbone(x)
+        got = reparameterize_model(backbone)(x)
+    assert all(_rel_err(g, w) <= 1e-5 for g, w in zip(got, want))
+
+
+def test_pre_activation_norms_stay():
+    """CSP-DenseNet is pre-activation (norm -> act -> conv): its norms precede a non-linearity, so only the
+    post-activation parts fold (PeleeNet style), and the outputs stay the same."""
+    model = randomize_bn(timm.create_model('csppeleenet')).eval()
+    x = torch.randn(*SIZE)
+    with torch.no_grad():
+        want = model(x)
+        fused = reparameterize_model(model)
+        assert len(_norms(fused)) < len(_norms(model))
+        assert _rel_err(fused(x), want) <= 1e-5
+
+
+def test_unfoldable_norm_is_named():
+    model = timm.create_model('spconv_resnet18', norm_layer='groupnorm').eval()
+    with pytest.raises(TypeError, match='GroupNorm'):
+        model.reparameterize()
