@@ -1,4 +1,5 @@
 """Model families; importing a family module registers its models with timm."""
+from ._contract import fuse_for_inference
 from . import pyconv_resnet
 from . import ghost_resnet
 from . import blurpool_resnet

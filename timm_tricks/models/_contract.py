@@ -2,6 +2,7 @@
 
 Family-independent, so the ResNet skeleton (`_resnet.py`) and CSP-DenseNet both build on it.
 """
+import copy
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -9,9 +10,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from timm.layers import create_classifier, get_device_dtype
+from timm.models import reparameterize_model
 from timm.models._features import feature_take_indices
 
 STAGE_NAMES = ('layer1', 'layer2', 'layer3', 'layer4')
+
+
+def fuse_for_inference(model: nn.Module, inplace: bool = False) -> nn.Module:
+    """The inference form of any model: every foldable norm folded into the conv before it (outputs unchanged in
+    eval mode). Our models' own `reparameterize()` (which also folds the stem); timm's `reparameterize_model` for
+    anything else, such as a `features_only` wrapper (it visits the children only: the stem norm stays)."""
+    if not inplace:
+        model = copy.deepcopy(model)
+    if hasattr(model, 'reparameterize'):
+        return model.reparameterize()
+    return reparameterize_model(model, inplace=True)
 
 
 def make_stage_plan(

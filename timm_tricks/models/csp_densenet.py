@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from timm.layers import DropPath, LayerType, create_act_layer, get_act_layer, get_norm_layer
-from timm.models import generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model, reparameterize_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import MATCH_PREV_GROUP
 
@@ -412,6 +412,12 @@ class CspDenseNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
         for stage in self._stages():
             if isinstance(stage, CrossStagePartial):
                 stage.grad_checkpointing = enable
+
+    @torch.no_grad()
+    def reparameterize(self) -> 'CspDenseNet':
+        """Fold every norm that directly follows a conv (the post-activation PeleeNet parts), in place, for
+        inference; the pre-activation norms (norm -> act -> conv) cannot fold and stay."""
+        return reparameterize_model(self, inplace=True)
 
     @torch.jit.ignore
     def _feature_path(self) -> List[Tuple[nn.Module, int]]:

@@ -5,9 +5,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from timm.utils import reparameterize_model
 from torch import nn
 
+from ..models import fuse_for_inference
 from .setup import ProfileSetup, import_onnxruntime
 
 Forward = Callable[[], Any]
@@ -15,11 +15,11 @@ Forward = Callable[[], Any]
 
 def prepare_model(model: nn.Module, setup: ProfileSetup) -> nn.Module:
     """What the batches go through: the model itself (eager, onnxruntime: exported per batch size by `make_forward`),
-    its reparameterized copy (fused; the caller's model is left as it is) or `torch.compile(model)`. `model` is in
+    its inference form (fused: `fuse_for_inference`, a copy; the caller's model is left as it is) or `torch.compile(model)`. `model` is in
     eval mode, on the setup's device and in its memory format."""
     if setup.runtime == 'fused':
         # folded weights are new tensors: put them in the setup's memory format too
-        return reparameterize_model(model, inplace=False).to(memory_format=memory_format(setup))
+        return fuse_for_inference(model).to(memory_format=memory_format(setup))
     if setup.runtime == 'compiled':
         return torch.compile(model)
     return model
