@@ -14,6 +14,7 @@ from timm.utils import reparameterize_model
 from torch import nn
 
 import timm_tricks
+
 from helpers import randomize_bn
 
 FOLDABLE_FAMILIES = ('pyconv*', 'spconv*', 'oct_*', 'blurpool_resnet18', 'dcnv2_resnet50', 'ghost_resnet50_s4')

@@ -26,9 +26,8 @@ from typing import List
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from timm.layers import register_notrace_module
+from torch import nn
 
 __all__ = ['BlurPool2d', 'binomial_filter']
 

@@ -46,18 +46,20 @@ def deform_conv2d_cpu(
     out_h, out_w = offset.shape[-2], offset.shape[-1]
     device, dtype = offset.device, offset.dtype
 
-    # undeformed position of tap (i, j) at output (y, x): (out_h, kh, 1, 1) rows and (1, 1, out_w, kw) columns
-    base_y = (torch.arange(out_h, device=device, dtype=dtype) * stride[0] - padding[0]).view(out_h, 1, 1, 1) + (
-        torch.arange(kh, device=device, dtype=dtype) * dilation[0]).view(1, kh, 1, 1)
-    base_x = (torch.arange(out_w, device=device, dtype=dtype) * stride[1] - padding[1]).view(1, 1, out_w, 1) + (
-        torch.arange(kw, device=device, dtype=dtype) * dilation[1]).view(1, 1, 1, kw)
+    # undeformed position of tap (i, j) at output (y, x), broadcast to (kh, kw, out_h, out_w)
+    base_y = (torch.arange(kh, device=device, dtype=dtype) * dilation[0]).view(kh, 1, 1, 1) + (
+        torch.arange(out_h, device=device, dtype=dtype) * stride[0] - padding[0]).view(1, 1, out_h, 1)
+    base_x = (torch.arange(kw, device=device, dtype=dtype) * dilation[1]).view(1, kw, 1, 1) + (
+        torch.arange(out_w, device=device, dtype=dtype) * stride[1] - padding[1]).view(1, 1, 1, out_w)
 
-    # the sample of tap (i, j) for output (y, x) goes to pixel (y * kh + i, x * kw + j) of the tap image;
-    # pixel coordinate p -> grid_sample's normalised (2p + 1) / size - 1 (align_corners=False)
-    offset = offset.view(n, offset_groups, kh, kw, 2, out_h, out_w).permute(0, 1, 4, 5, 2, 6, 3)
-    grid_y = (offset[:, :, 0] + base_y) * (2.0 / height) + (1.0 / height - 1.0)
-    grid_x = (offset[:, :, 1] + base_x) * (2.0 / width) + (1.0 / width - 1.0)
-    grid = torch.stack((grid_x, grid_y), dim=-1).view(n * offset_groups, out_h * kh, out_w * kw, 2)
+    # pixel coordinate p -> grid_sample's normalised (2p + 1) / size - 1 (align_corners=False), computed in the
+    # offsets' own layout; then the sample of tap (i, j) for output (y, x) goes to pixel (y * kh + i, x * kw + j)
+    # of the tap image
+    offset = offset.view(n, offset_groups, kh, kw, 2, out_h, out_w)
+    grid_y = (offset[:, :, :, :, 0] + base_y) * (2.0 / height) + (1.0 / height - 1.0)
+    grid_x = (offset[:, :, :, :, 1] + base_x) * (2.0 / width) + (1.0 / width - 1.0)
+    grid = torch.stack((grid_x, grid_y), dim=-1).permute(0, 1, 4, 2, 5, 3, 6).reshape(
+        n * offset_groups, out_h * kh, out_w * kw, 2)
 
     group_channels = in_channels // offset_groups
     taps = F.grid_sample(

@@ -16,9 +16,8 @@ import math
 from typing import Callable, Optional, Type, Union
 
 import torch
-from torch import nn
-
 from timm.layers import create_act_layer, get_act_layer, get_norm_layer
+from torch import nn
 
 from .fold import fold_norm
 

@@ -26,9 +26,8 @@ from typing import List, Optional, Tuple, Type
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from timm.layers import create_act_layer, register_notrace_function
+from torch import nn
 
 from .fold import fold_conv_scale_shift, norm_scale_shift
 
@@ -206,7 +205,8 @@ class OctaveConvNormAct(nn.Module):
             for i, name in enumerate(paths):
                 path = getattr(conv, name)
                 if path is not None:
-                    setattr(conv, name, fold_conv_scale_shift(path, scale, shift if i == 0 else torch.zeros_like(shift)))
+                    path_shift = shift if i == 0 else torch.zeros_like(shift)  # the shift once per output
+                    setattr(conv, name, fold_conv_scale_shift(path, scale, path_shift))
             setattr(self, norm_name, nn.Identity())
 
     def forward(self, x_h: Tensor, x_l: Optional[Tensor] = None) -> Tuple[Tensor, Optional[Tensor]]:

@@ -14,7 +14,7 @@ Beyond the reference (qiulinzhang/SPConv.pytorch):
 - `fuse()` returns `SPConv2dFused`, the inference form with the BatchNorms (optionally also the BatchNorm that
   follows the layer) folded into the convolutions; see its docstring.
 """
-from typing import Optional, Tuple, Type
+from typing import Optional, Type
 
 import torch
 import torch.nn.functional as F
@@ -75,7 +75,8 @@ class SPConv2d(nn.Module):
         self.dilation = dilation
 
         self.gwc = nn.Conv2d(
-            rep_chs, out_chs, 3, stride=stride, padding=dilation, dilation=dilation, groups=gwc_groups, bias=False, **dd)
+            rep_chs, out_chs, 3, stride=stride, padding=dilation, dilation=dilation, groups=gwc_groups, bias=False,
+            **dd)
         self.pwc = nn.Conv2d(rep_chs, out_chs, 1, bias=False, **dd)
         self.conv1x1 = nn.Conv2d(self.red_chs, out_chs, 1, bias=True, **dd)
         # ceil_mode: a partial last window averages the real elements only, so the pooled paths give

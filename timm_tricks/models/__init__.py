@@ -1,10 +1,12 @@
 """Model families; importing a family module registers its models with timm."""
+from . import (
+    blurpool_resnet,
+    csp_densenet,
+    dcn_resnet,
+    ghost_resnet,
+    oct_resnet,
+    plugin_resnet,
+    pyconv_resnet,
+    spconv_resnet,
+)
 from ._contract import fuse_for_inference
-from . import pyconv_resnet
-from . import ghost_resnet
-from . import blurpool_resnet
-from . import spconv_resnet
-from . import csp_densenet
-from . import dcn_resnet
-from . import oct_resnet
-from . import plugin_resnet

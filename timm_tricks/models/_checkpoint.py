@@ -7,9 +7,8 @@ the classifier when `num_classes` differs, so those two are allowed to differ in
 from typing import Callable, Dict, Iterable, List, Optional
 
 import torch
-from torch import nn
-
 from timm.models import clean_state_dict
+from torch import nn
 
 from ..errors import CheckpointMismatchError
 

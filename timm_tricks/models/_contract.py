@@ -7,11 +7,10 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from timm.layers import create_classifier, get_device_dtype
 from timm.models import reparameterize_model
 from timm.models._features import feature_take_indices
+from torch import nn
 
 STAGE_NAMES = ('layer1', 'layer2', 'layer3', 'layer4')
 

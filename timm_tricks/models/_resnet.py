@@ -5,7 +5,9 @@ Module names follow torchvision / timm ResNet (`conv1`, `bn1`, `act1`, `maxpool`
 filters only rename what the family itself changed.
 
 A family is configuration: which block class, and the layers the blocks build (a family block class exists only
-where the block itself differs: Ghost-ResNet's, OctResNet's). Factories and their calls:
+where the block itself differs: Ghost-ResNet's, OctResNet's). The plug-in layers every block takes travel in one
+record, `BlockLayers` (built by the skeleton from the model's keywords and the `block_args` / `stage_args` of these
+names); the family's own layers are block keywords. Factories and their calls:
 
 * `conv_layer(in_chs, out_chs, stride=, dilation=, groups=, device=, dtype=)`: the block's spatial conv
   (`conv2` of the bottleneck, `conv1` of the basic block; `conv2_layer` for the basic block's second), with its
@@ -31,20 +33,19 @@ from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 import torch
-from torch import nn
-
 from timm.layers import DropPath, LayerType, create_act_layer, create_conv2d, get_act_layer, get_norm_layer
 from timm.layers import create_aa as timm_create_aa
 from timm.models import checkpoint_seq, reparameterize_model
 from timm.models._features import feature_take_indices
 from timm.models.resnet import drop_blocks
+from torch import nn
 
 from ..layers import create_attn, create_channel_act, fold_norm
 from ._contract import STAGE_NAMES, ClassifierHeadMixin, FeatureTapsMixin, make_stage_plan
 
 __all__ = [
-    'PluggableResNet', 'BlockLayers', 'ResidualBlock', 'Bottleneck', 'BasicBlock', 'conv3x3', 'conv1x1', 'conv_shortcut', 'aa_shortcut',
-    'max_pool_stem', 'create_aa', 'create_attn', 'fold_shortcut',
+    'PluggableResNet', 'BlockLayers', 'ResidualBlock', 'Bottleneck', 'BasicBlock', 'conv3x3', 'conv1x1',
+    'conv_shortcut', 'aa_shortcut', 'max_pool_stem', 'create_aa', 'create_attn', 'fold_shortcut',
 ]
 
 ConvFactory = Callable[..., nn.Module]
@@ -79,7 +80,13 @@ def max_pool_stem(
 
 
 def conv_shortcut(
-        in_chs: int, out_chs: int, stride: int, norm_layer: Type[nn.Module], bias: bool = False, device=None, dtype=None,
+        in_chs: int,
+        out_chs: int,
+        stride: int,
+        norm_layer: Type[nn.Module],
+        bias: bool = False,
+        device=None,
+        dtype=None,
 ) -> nn.Module:
     """torchvision's projection shortcut: strided 1x1 conv + norm (`downsample.0`, `downsample.1`)."""
     return nn.Sequential(

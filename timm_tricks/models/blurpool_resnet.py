@@ -28,9 +28,8 @@ from functools import partial
 from typing import Any, Dict, Optional
 
 import torch
-from torch import nn
-
 from timm.models import clean_state_dict, generate_default_cfgs, register_model
+from torch import nn
 
 from ..errors import CheckpointMismatchError
 from ..layers import BlurPool2d

@@ -29,12 +29,11 @@ from functools import partial
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 import torch
-from torch import nn
-
 from timm.layers import DropPath, LayerType, create_act_layer, get_act_layer, get_norm_layer
 from timm.models import generate_default_cfgs, register_model, reparameterize_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import MATCH_PREV_GROUP
+from torch import nn
 
 from ..layers import CrossStagePartial, fold_norm, partial_split
 from ._builder import build_tricks_model, imagenet_cfg

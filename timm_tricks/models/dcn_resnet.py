@@ -27,9 +27,8 @@ from functools import partial
 from typing import Any, Dict, Sequence
 
 import torch
-from torch import nn
-
 from timm.models import clean_state_dict, generate_default_cfgs, register_model
+from torch import nn
 
 from ..errors import CheckpointMismatchError
 from ..layers import ModulatedDeformConv2d

@@ -23,9 +23,8 @@ from functools import partial
 from typing import Any, Dict, Optional, Type
 
 import torch
-from torch import nn
-
 from timm.models import generate_default_cfgs, register_model
+from torch import nn
 
 from ..errors import CheckpointMismatchError, NoPretrainedWeightsError
 from ..layers import GhostModule

@@ -30,10 +30,9 @@ from functools import partial
 from typing import Any, Dict, Optional, Tuple, Type
 
 import torch
+from timm.models import generate_default_cfgs, register_model
 from torch import nn
 from torch.utils.checkpoint import checkpoint
-
-from timm.models import generate_default_cfgs, register_model
 
 from ..layers.octconv import OctaveConvNormAct, OctaveDropPath, merge_octave
 from ..weights import released_cfg

@@ -17,9 +17,8 @@ from functools import partial
 from typing import Any, Dict, Sequence, Type
 
 import torch
-from torch import nn
-
 from timm.models import generate_default_cfgs, register_model
+from torch import nn
 
 from ..layers import create_pyconv
 from ..weights import released_cfg

@@ -16,10 +16,9 @@ from functools import partial
 from typing import Any, Dict
 
 import torch
-from torch import nn
-
 from timm.layers import get_norm_layer
 from timm.models import generate_default_cfgs, register_model
+from torch import nn
 
 from ..layers import SPConv2d
 from ..weights import released_cfg
@@ -97,15 +96,15 @@ def spconv_resnet50(pretrained: bool = False, **kwargs) -> PluggableResNet:
 @register_model
 def spconv_resnet50_a4(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """SPConv-ResNet-50, alpha 1/4 (gwc groups still 2; the authors' weights: 75.95 top-1)."""
-    model_args = dict(block=Bottleneck, layers=(3, 4, 6, 3))
-    return _create_spconv_resnet('spconv_resnet50_a4', pretrained, **dict(dict(model_args, spconv_ratio=0.25), **kwargs))
+    model_args = dict(block=Bottleneck, layers=(3, 4, 6, 3), spconv_ratio=0.25)
+    return _create_spconv_resnet('spconv_resnet50_a4', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def spconv_resnet50_a8(pretrained: bool = False, **kwargs) -> PluggableResNet:
     """SPConv-ResNet-50, alpha 1/8 (gwc groups still 2; the authors' weights: 75.40 top-1)."""
-    model_args = dict(block=Bottleneck, layers=(3, 4, 6, 3))
-    return _create_spconv_resnet('spconv_resnet50_a8', pretrained, **dict(dict(model_args, spconv_ratio=0.125), **kwargs))
+    model_args = dict(block=Bottleneck, layers=(3, 4, 6, 3), spconv_ratio=0.125)
+    return _create_spconv_resnet('spconv_resnet50_a8', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
