@@ -1,29 +1,29 @@
 """DCNv2-ResNet family: the deformable layer, exact sizes, the three checkpoint layouts, FLOPs and detectors.
 
 Reference figures come from /work/shared/specs/dcnv2.md (via tests/spec_figures.py where listed there); the
-mmdetection layout is checked against an independent functional forward written here from the spec, on
-`torchvision.ops.deform_conv2d`'s public wrapper and `torch.nn.functional`.
+mmdetection layout is checked against an independent functional forward written from the spec, on
+`torchvision.ops.deform_conv2d`'s public wrapper and `torch.nn.functional` (references/dcn_resnet.py).
 """
 import math
 import warnings
-from collections import OrderedDict
 
 import pytest
+import timm
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-import timm
 import timm_tricks
 from timm_tricks.detection import faster_rcnn_backbone, retinanet_backbone
 from timm_tricks.errors import CheckpointMismatchError
 from timm_tricks.layers import ModulatedDeformConv2d
 from timm_tricks.models.dcn_resnet import checkpoint_filter_fn
 
+from helpers import randomize_bn
+from references.dcn_resnet import mmdet_r50_dcn_forward, mmdet_r50_dcn_state_dict, save_mmdet_checkpoint
 from spec_figures import SPEC_FIGURES, TIMM_FVCORE_GMACS
 
-R50_LAYERS = (3, 4, 6, 3)
 # dcnv2.md §3: exact parameter count of R-50-DCNv2 with deform_groups=4 (not in spec_figures.py)
 R50_DG4_PARAMS = 29_042_084
 # dcnv2.md §2 / §3: deformable layers per depth, plain ResNet-50 size (also torchvision's `num_params`)
@@ -32,16 +32,6 @@ R50_DCN_LAYERS, R101_DCN_LAYERS, PLAIN_R50_PARAMS = 13, 30, 25_557_032
 
 def _dcn_layers(model):
     return {n: m for n, m in model.named_modules() if isinstance(m, ModulatedDeformConv2d)}
-
-
-def _randomize_bn(model, generator=None):
-    """Non-trivial BN: random affine parameters and running statistics (bn3 too, so no branch is dead)."""
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.weight.data.uniform_(0.5, 1.5, generator=generator)
-            m.bias.data.uniform_(-0.2, 0.2, generator=generator)
-            m.running_mean.uniform_(-0.2, 0.2, generator=generator)
-            m.running_var.uniform_(0.5, 1.5, generator=generator)
 
 
 def _close(actual, expected, rel=1e-4):
@@ -54,7 +44,7 @@ def plain_r50():
     """A plain timm ResNet-50 (torchvision layout) with random weights and non-trivial BN statistics, eval."""
     torch.manual_seed(0)
     model = timm.create_model('resnet50')
-    _randomize_bn(model)
+    randomize_bn(model)
     return model.eval()
 
 
@@ -338,91 +328,6 @@ def test_own_checkpoint_loads_unchanged(tmp_path):
 
 # independent reference of mmdetection's ResNet-50 (style='pytorch') with DCNv2 in c3-c5, from dcnv2.md §2
 
-def _mmdet_r50_dcn_state_dict(deform_groups, generator):
-    """Random weights in mmdetection's key layout (without the `backbone.` prefix), non-trivial BN and offsets."""
-    sd = OrderedDict()
-
-    def conv(key, cout, cin, k):
-        sd[key] = torch.randn(cout, cin, k, k, generator=generator) * math.sqrt(2. / (cin * k * k))
-
-    def bn(key, c):
-        sd[f'{key}.weight'] = torch.rand(c, generator=generator) + 0.5
-        sd[f'{key}.bias'] = (torch.rand(c, generator=generator) - 0.5) * 0.4
-        sd[f'{key}.running_mean'] = (torch.rand(c, generator=generator) - 0.5) * 0.4
-        sd[f'{key}.running_var'] = torch.rand(c, generator=generator) + 0.5
-        sd[f'{key}.num_batches_tracked'] = torch.tensor(1000)
-
-    conv('conv1.weight', 64, 3, 7)
-    bn('bn1', 64)
-    cin = 64
-    for li, n in enumerate(R50_LAYERS, start=1):
-        planes = 64 * 2 ** (li - 1)
-        for b in range(n):
-            p = f'layer{li}.{b}'
-            conv(f'{p}.conv1.weight', planes, cin, 1)
-            bn(f'{p}.bn1', planes)
-            conv(f'{p}.conv2.weight', planes, planes, 3)
-            if li >= 2:
-                sd[f'{p}.conv2.conv_offset.weight'] = torch.randn(
-                    27 * deform_groups, planes, 3, 3, generator=generator) * 0.02 / math.sqrt(planes)
-                sd[f'{p}.conv2.conv_offset.bias'] = torch.randn(27 * deform_groups, generator=generator) * 0.7
-            bn(f'{p}.bn2', planes)
-            conv(f'{p}.conv3.weight', planes * 4, planes, 1)
-            bn(f'{p}.bn3', planes * 4)
-            if b == 0:
-                conv(f'{p}.downsample.0.weight', planes * 4, cin, 1)
-                bn(f'{p}.downsample.1', planes * 4)
-            cin = planes * 4
-    return sd
-
-
-def _mmdet_r50_dcn_forward(sd, x):
-    """c2..c5 of mmdetection's ResNet-50-DCNv2: mmcv's `ModulatedDeformConv2dPack` split (chunk 3, cat 2, sigmoid)."""
-    def bn(t, key):
-        return F.batch_norm(
-            t, sd[f'{key}.running_mean'], sd[f'{key}.running_var'], sd[f'{key}.weight'], sd[f'{key}.bias'],
-            training=False, eps=1e-5)
-
-    x = F.max_pool2d(F.relu(bn(F.conv2d(x, sd['conv1.weight'], stride=2, padding=3), 'bn1')), 3, 2, 1)
-    outs = []
-    for li, n in enumerate(R50_LAYERS, start=1):
-        for b in range(n):
-            p = f'layer{li}.{b}'
-            stride = 2 if (b == 0 and li > 1) else 1
-            y = F.relu(bn(F.conv2d(x, sd[f'{p}.conv1.weight']), f'{p}.bn1'))
-            if li >= 2:
-                o1, o2, m = torch.chunk(F.conv2d(
-                    y, sd[f'{p}.conv2.conv_offset.weight'], sd[f'{p}.conv2.conv_offset.bias'],
-                    stride=stride, padding=1), 3, dim=1)
-                y = torchvision.ops.deform_conv2d(
-                    y, torch.cat((o1, o2), dim=1), sd[f'{p}.conv2.weight'], stride=stride, padding=1,
-                    mask=torch.sigmoid(m))
-            else:
-                y = F.conv2d(y, sd[f'{p}.conv2.weight'], stride=stride, padding=1)
-            y = F.relu(bn(y, f'{p}.bn2'))
-            y = bn(F.conv2d(y, sd[f'{p}.conv3.weight']), f'{p}.bn3')
-            shortcut = x if b else bn(F.conv2d(x, sd[f'{p}.downsample.0.weight'], stride=stride), f'{p}.downsample.1')
-            x = F.relu(y + shortcut)
-        outs.append(x)
-    return outs
-
-
-def _save_mmdet_checkpoint(path, backbone_sd, v1_names=False):
-    """mmdetection v2 detector checkpoint: meta + backbone./neck./head. state dict + optimizer state."""
-    state_dict = OrderedDict()
-    for k, v in backbone_sd.items():
-        if v1_names:
-            k = k.replace('.conv2.conv_offset.', '.conv2_offset.')
-        state_dict[f'backbone.{k}'] = v
-    state_dict['neck.lateral_convs.0.conv.weight'] = torch.zeros(256, 256, 1, 1)
-    state_dict['rpn_head.rpn_conv.weight'] = torch.zeros(256, 256, 3, 3)
-    state_dict['roi_head.bbox_head.fc_cls.weight'] = torch.zeros(81, 1024)
-    torch.save({
-        'meta': {'mmdet_version': '2.0.0', 'epoch': 12, 'CLASSES': ('person', 'bicycle')},
-        'state_dict': state_dict,
-        'optimizer': {'state': {}, 'param_groups': [{'lr': 0.02, 'momentum': 0.9, 'params': [0, 1]}]},
-    }, path)
-
 
 @pytest.mark.parametrize('name, deform_groups, v1_names', [
     ('dcnv2_resnet50.coco_frcnn', 1, False),
@@ -431,15 +336,15 @@ def _save_mmdet_checkpoint(path, backbone_sd, v1_names=False):
 def test_mmdet_checkpoint_matches_reference(tmp_path, name, deform_groups, v1_names):
     """An mmdetection DCNv2 detector checkpoint loads as the backbone and gives the reference's c2-c5 features."""
     gen = torch.Generator().manual_seed(deform_groups)
-    sd = _mmdet_r50_dcn_state_dict(deform_groups, gen)
+    sd = mmdet_r50_dcn_state_dict(deform_groups, gen)
     path = tmp_path / 'faster_rcnn_r50_fpn_mdconv_c3-c5_1x_coco.pth'
-    _save_mmdet_checkpoint(path, sd, v1_names=v1_names)
+    save_mmdet_checkpoint(path, sd, v1_names=v1_names)
     model = timm.create_model(
         name, pretrained=True, features_only=True, out_indices=(1, 2, 3, 4),
         pretrained_cfg_overlay=dict(file=str(path))).eval()
     x = torch.randn(2, 3, 65, 47, generator=gen)
     with torch.inference_mode():
-        expected = _mmdet_r50_dcn_forward(sd, x)
+        expected = mmdet_r50_dcn_forward(sd, x)
         feats = model(x)
     assert len(feats) == 4
     for f, e in zip(feats, expected):
@@ -451,15 +356,15 @@ def test_mmdet_checkpoint_matches_reference(tmp_path, name, deform_groups, v1_na
 
 def test_wrong_checkpoints_name_the_problem(tmp_path):
     gen = torch.Generator().manual_seed(0)
-    sd = _mmdet_r50_dcn_state_dict(4, gen)
+    sd = mmdet_r50_dcn_state_dict(4, gen)
     # a dg=4 detector into the dg=1 model: the error says which deform_groups to use
-    _save_mmdet_checkpoint(tmp_path / 'dg4.pth', sd)
+    save_mmdet_checkpoint(tmp_path / 'dg4.pth', sd)
     with pytest.raises(CheckpointMismatchError, match=r'layer2\.0\.conv2\.conv_offset\.weight.*deform_groups=4'):
         timm.create_model(
             'dcnv2_resnet50.coco_frcnn', pretrained=True, pretrained_cfg_overlay=dict(file=str(tmp_path / 'dg4.pth')))
     # a checkpoint with some deformable layers' predictors missing is neither plain nor complete
     partial = {k: v for k, v in sd.items() if not k.startswith('layer4.2.conv2.conv_offset')}
-    _save_mmdet_checkpoint(tmp_path / 'partial.pth', partial)
+    save_mmdet_checkpoint(tmp_path / 'partial.pth', partial)
     with pytest.raises(CheckpointMismatchError, match=r'2 missing keys: layer4\.2\.conv2\.conv_offset\.weight'):
         timm.create_model(
             'dcnv2_resnet50_dg4.coco_frcnn', pretrained=True,

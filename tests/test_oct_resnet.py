@@ -7,24 +7,35 @@ a state dict in the authors' key layout; it shares no code with timm_tricks. AUT
 import math
 
 import pytest
+import timm
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-import timm
 from timm.layers import set_scriptable
 from timm.models import get_notrace_functions, get_notrace_modules
 
 import timm_tricks
 from timm_tricks.layers.octconv import (
-    OctaveConv2d, OctaveDropPath, add_upsampled, merge_octave, octave_pool, upsample_to)
+    OctaveConv2d,
+    OctaveDropPath,
+    add_upsampled,
+    merge_octave,
+    octave_pool,
+    upsample_to,
+)
 from timm_tricks.models._resnet import PluggableResNet
 from timm_tricks.models.oct_resnet import oct_resnet_args
 
 from helpers import randomize_bn
 from references.oct_resnet import (
-    DEPTHS, EXTENDED, ceil_pool, reference_forward, reference_shapes, reference_state_dict, upsample_index,
-    upsample_x2)
+    DEPTHS,
+    EXTENDED,
+    ceil_pool,
+    reference_forward,
+    reference_shapes,
+    reference_state_dict,
+    upsample_index,
+    upsample_x2,
+)
 from spec_figures import SPEC_FIGURES
 
 NAMES = ['oct_resnet26', 'oct_resnet50', 'oct_resnet101', 'oct_resnet152', 'oct_resnet200']
@@ -134,7 +145,9 @@ def test_wrapped_checkpoint_and_channels_last_give_the_same(r26_reference, r26_l
 
 def test_checkpoint_of_another_variant_names_the_mismatch(r26_reference):
     _, path = r26_reference
-    with pytest.raises(timm_tricks.CheckpointMismatchError, match=r'shape mismatches: layer1\.0\.conv1\.conv\.conv_h2h\.weight: checkpoint \(32, 64, 1, 1\) vs model \(48, 64, 1, 1\)'):
+    mismatch = (r'shape mismatches: layer1\.0\.conv1\.conv\.conv_h2h\.weight: '
+                r'checkpoint \(32, 64, 1, 1\) vs model \(48, 64, 1, 1\)')
+    with pytest.raises(timm_tricks.CheckpointMismatchError, match=mismatch):
         timm.create_model('oct_resnet26', oct_alpha=0.25, pretrained=True,
                           pretrained_cfg_overlay=dict(file=str(path)))
     with pytest.raises(timm_tricks.CheckpointMismatchError, match=r'missing keys: .*layer1\.2\.'):
