@@ -15,7 +15,7 @@ from timm_tricks.weights import load_manifest, reported_top1
 def weights_source(arch: str) -> str:
     entries = {k.split('.', 1)[1]: v for k, v in load_manifest().items() if k.split('.', 1)[0] == arch}
     if not entries:
-        return 'none released'
+        return 'no tag with weights'
     repos = sorted({v.source_repo.split('github.com/')[-1] for v in entries.values()})
     return f"{', '.join('`' + t + '`' for t in entries)} ({', '.join(repos)})"
 
