@@ -3,6 +3,7 @@
 Importing it puts the repository root on `sys.path`, so the scripts run from a checkout without installing.
 """
 import argparse
+import csv
 import os
 import platform
 import statistics
@@ -82,6 +83,34 @@ def time_models(models: Dict[str, torch.nn.Module], batch: int, size: int, warmu
     """`interleaved` wall-clock medians (ms) of each model on one random batch."""
     x = torch.randn(batch, 3, size, size)
     return interleaved({n: partial(m, x) for n, m in models.items()}, warmup, reps)[0]
+
+
+def max_rel_diff(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    """max |actual - expected| / max |expected|: the scale-free difference the benchmarks print and check."""
+    actual, expected = torch.as_tensor(actual), torch.as_tensor(expected)
+    return ((actual - expected).abs().max() / expected.abs().max()).item()
+
+
+def onnxruntime_session(path: Any, threads: int):
+    """A CPU onnxruntime session of the ONNX file at `path` with `threads` intra-op threads, its threads told not to
+    spin after each run (by default they do, which would steal the cores from torch runs timed in between)."""
+    import onnxruntime  # only the scripts that time onnxruntime need it
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    return onnxruntime.InferenceSession(str(path), options, providers=['CPUExecutionProvider'])
+
+
+def write_csv(out: str, rows: List[Dict[str, Any]]) -> None:
+    """Write the rows (dicts with the same keys) as CSV to `out`, creating its folder."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open('w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f'wrote {out}')
 
 
 def write_markdown(out: str, lines: List[str], append: bool = False) -> None:

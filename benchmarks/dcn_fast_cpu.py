@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import os
 import sys
+import time
 from functools import partial
 from pathlib import Path
 
@@ -87,7 +88,8 @@ def bench_models(args):
         'dcnv2_resnet50, tensor-op DCN (ours)': partial(dcn, x),
         'dcnv2_resnet50, torchvision kernel': partial(_with_torchvision_kernel, dcn, x),
     }
-    return interleaved(runs, args.warmup, args.reps)[0], rel
+    wall, cpu = interleaved(runs, args.warmup, args.reps, clocks=(time.perf_counter, time.process_time))
+    return wall, cpu, rel
 
 
 def bench_layers(args):
@@ -103,7 +105,7 @@ def bench_layers(args):
             'ours': partial(deform_conv2d_cpu, *common),
             'torchvision': partial(_torchvision_kernel, *common),
             'conv 3x3': partial(F.conv2d, x, weight, padding=1),
-        }, args.warmup, args.reps)[0]
+        }, args.warmup, args.reps, clocks=(time.process_time,))[0]
     return results
 
 
@@ -115,16 +117,16 @@ def main():
     args = parser.parse_args()
     set_threads(args.threads)
     load_before = load_average()
-    models, rel = bench_models(args)
+    models, models_cpu, rel = bench_models(args)
     print(', '.join(f'{n} {t:.1f} ms' for n, t in models.items()), flush=True)
     layers = bench_layers(args)
     print(layers, flush=True)
-    write_report(args, models, rel, layers, load_before, load_average())
+    write_report(args, models, models_cpu, rel, layers, load_before, load_average())
 
 
-def write_report(args, models, rel, layers, load_before, load_after):
+def write_report(args, models, models_cpu, rel, layers, load_before, load_after):
     batch = args.batch[0]
-    base = models['resnet50 (timm)']
+    base, base_cpu = models['resnet50 (timm)'], models_cpu['resnet50 (timm)']
     lines = [
         '# DCNv2-ResNet-50 with the tensor-op deformable conv: CPU throughput',
         '',
@@ -137,17 +139,23 @@ def write_report(args, models, rel, layers, load_before, load_after):
         '- Method: each repetition runs every configuration once in a rotating order, after warm-up, under '
         '`torch.inference_mode()`; medians. Random weights; DCN offsets of about a pixel.',
         f'- The two DCN paths give the same logits: max |difference| / max |logit| = {rel:.1e}.',
+        '- "CPU ms" is the process CPU time of the forward (`time.process_time`, all threads): with one thread it '
+        'barely depends on other jobs; with more it includes OpenMP spin-waiting.',
         '',
-        '| configuration | median ms | images / s | throughput relative to resnet50 |',
-        '|---|---|---|---|',
+        '| configuration | median ms | images / s | throughput relative to resnet50 | median CPU ms | '
+        'relative to resnet50 by CPU time |',
+        '|---|---|---|---|---|---|',
     ]
     for label, ms in models.items():
-        lines.append(f'| {label} | {ms:.1f} | {batch / ms * 1e3:.1f} | {base / ms:.2f}x |')
+        cpu_ms = models_cpu[label]
+        lines.append(f'| {label} | {ms:.1f} | {batch / ms * 1e3:.1f} | {base / ms:.2f}x | {cpu_ms:.1f} | '
+                     f'{base_cpu / cpu_ms:.2f}x |')
     lines += [
         '',
-        f'One deformable layer (R-50 shapes, batch {batch}, stride 1, deform_groups 1, random offsets):',
+        f'One deformable layer (R-50 shapes, batch {batch}, stride 1, deform_groups 1, random offsets), median CPU '
+        'ms:',
         '',
-        '| layer | channels, output size | ours ms | torchvision ms | plain 3x3 conv ms | ours / conv | '
+        '| layer | channels, output size | ours | torchvision | plain 3x3 conv | ours / conv | '
         'torchvision / ours |',
         '|---|---|---|---|---|---|---|',
     ]

@@ -1,18 +1,19 @@
-"""The authors' checkpoints of each family with released weights, built by the family's own test module from its
-spec (independent of our model classes), with the outputs that module's reference forward computes from the authors'
-tensors. Shared by the publishing and origin-download tests.
+"""The authors' checkpoints of each family with released weights, built by the family's reference
+(references/<family>.py, written from its spec, independent of our model classes), with the outputs that
+reference's forward computes from the authors' tensors. Shared by the publishing and origin-download tests.
 """
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
-import test_blurpool_resnet as blurpool_spec
-import test_dcn_resnet as dcn_spec
-import test_oct_resnet as oct_spec
-import test_pyconv_resnet as pyconv_spec
-import test_spconv_resnet as spconv_spec
 import torch
+
+from references import blurpool_resnet as blurpool_spec
+from references import dcn_resnet as dcn_spec
+from references import oct_resnet as oct_spec
+from references import pyconv_resnet as pyconv_spec
+from references import spconv_resnet as spconv_spec
 
 PYCONV = 'pyconv_resnet50.in1k'
 
@@ -41,7 +42,7 @@ def _pyconv_checkpoint(path: Path) -> AuthorsCheckpoint:
 
 def _spconv_checkpoint(path: Path) -> AuthorsCheckpoint:
     layers, ratio = (3, 4, 6, 3), 1 / 8
-    stored = spconv_spec._to_apex_half(spconv_spec.authors_state_dict(spconv_spec.BOTTLENECK, layers, ratio, seed=11))
+    stored = spconv_spec.to_apex_half(spconv_spec.authors_state_dict(spconv_spec.BOTTLENECK, layers, ratio, seed=11))
     # the released layout: apex fp16 convs, `module.1.` keys, a training-checkpoint wrapper
     torch.save({'state_dict': {'module.1.' + k: v for k, v in stored.items()}, 'epoch': 90}, path)
     sd = {k: v.float() if v.is_floating_point() else v for k, v in stored.items()}
@@ -65,14 +66,14 @@ def _oct_checkpoint(path: Path) -> AuthorsCheckpoint:
 
 
 def _dcn_checkpoint(path: Path) -> AuthorsCheckpoint:
-    sd = dcn_spec._mmdet_r50_dcn_state_dict(1, torch.Generator().manual_seed(1))
-    dcn_spec._save_mmdet_checkpoint(path, sd)  # the whole detector; the backbone is `backbone.`-prefixed
+    sd = dcn_spec.mmdet_r50_dcn_state_dict(1, torch.Generator().manual_seed(1))
+    dcn_spec.save_mmdet_checkpoint(path, sd)  # the whole detector; the backbone is `backbone.`-prefixed
     return AuthorsCheckpoint(
-        path, lambda x: dcn_spec._mmdet_r50_dcn_forward(sd, x), (33, 40),
+        path, lambda x: dcn_spec.mmdet_r50_dcn_forward(sd, x), (33, 40),
         dict(features_only=True, out_indices=(1, 2, 3, 4)), sd)
 
 
-# the smallest tag of every family with released weights whose test module builds the authors' layout
+# the smallest tag of every family with released weights whose reference builds the authors' layout
 FAMILY_CHECKPOINTS = {
     PYCONV: _pyconv_checkpoint,
     'blurpool_resnet18.lpf4_ft_in1k': _blurpool_checkpoint,

@@ -1,4 +1,4 @@
-"""Helpers shared by the tests: non-trivial BatchNorm statistics and thread pinning."""
+"""Helpers shared by the tests: non-trivial BatchNorm statistics, random weights and thread pinning."""
 import contextlib
 from typing import Iterator, Optional
 
@@ -19,6 +19,21 @@ def randomize_bn(model: nn.Module, generator: Optional[torch.Generator] = None) 
                     m.weight.uniform_(0.5, 1.5, generator=g)
                     m.bias.normal_(0., 0.1, generator=g)
     return model
+
+
+def randomize_weights(module: nn.Module, scale: float = 0.5) -> nn.Module:
+    """Random weights and BN statistics, so that eval-mode references test more than the default init. Every
+    floating-point tensor of the state dict is drawn (from the global generator, seeded 0); returns the module in
+    eval mode."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, tensor in module.state_dict().items():
+            if tensor.is_floating_point():
+                if name.endswith('running_var'):
+                    tensor.uniform_(0.5, 2.0)
+                else:
+                    tensor.normal_(0, scale)
+    return module.eval()
 
 
 @contextlib.contextmanager

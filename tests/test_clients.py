@@ -3,13 +3,13 @@
 One backbone per family (tests/model_matrix.py CLIENT_MODELS); families join by listing a model there.
 """
 import pytest
-import torch
-
 import segmentation_models_pytorch as smp
+import torch
 from torchvision.models.detection import FasterRCNN
 
-import timm_tricks
+import timm_tricks  # noqa: F401  (registers our models, so smp finds tu-<name>)
 from timm_tricks.detection import faster_rcnn_backbone
+
 from model_matrix import CLIENT_MATRIX
 
 

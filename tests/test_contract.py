@@ -18,6 +18,7 @@ import timm_tricks
 from timm_tricks.layers.create_plugin import ATTN_LAYERS, CHANNEL_ACT_LAYERS
 from timm_tricks.weights import manifest_entry
 
+from helpers import randomize_bn
 from model_matrix import ALL_MODELS, REPRESENTATIVE_MODELS
 
 torch.backends.cudnn.deterministic = True
@@ -32,19 +33,6 @@ def _create(name, **kwargs):
     return timm.create_model(name, **kwargs)
 
 
-def _randomize_bn(model):
-    """Non-trivial BN statistics and affine parameters, so that eval outputs exercise every branch."""
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            if m.affine:
-                m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-    return model
-
-
 @pytest.fixture(scope='module')
 def eval_models():
     """One eval-mode CPU model per representative, built once per module."""
@@ -52,7 +40,7 @@ def eval_models():
 
     def get(name):
         if name not in cache:
-            cache[name] = _randomize_bn(_create(name)).eval()
+            cache[name] = randomize_bn(_create(name)).eval()
         return cache[name]
     return get
 
@@ -200,7 +188,7 @@ def test_intermediates_checkpointing_and_pruning(name, eval_models):
         finally:
             model.set_grad_checkpointing(False)
 
-    pruned = _randomize_bn(_create(name)).eval()
+    pruned = randomize_bn(_create(name)).eval()
     pruned.load_state_dict(model.state_dict())
     kept = pruned.prune_intermediate_layers(indices=[1, 2])
     assert kept == [1, 2]

@@ -3,23 +3,25 @@ scripting/FX/compile, features, output_stride, clients and a short training run.
 
 No code, cfg or weights exist from the authors (spec csp_densenet.md §0), so the references here are the spec's
 numbers (tests/spec_figures.py, the paper's 2.83 M / 0.888 BFLOPs) and plain functional forwards of the spec's
-topology (§3) written here on `torch.nn.functional`, never our classes.
+topology (§3) on `torch.nn.functional` (references/csp_densenet.py), never our classes.
 """
 import math
 
 import pytest
+import timm
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-import timm
 from timm.layers import get_notrace_functions, get_notrace_modules, set_scriptable
 from timm.models._manipulate import group_parameters
+from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
 
 import timm_tricks
 from timm_tricks import CheckpointMismatchError, NoPretrainedWeightsError
 from timm_tricks.layers import CrossStagePartial, partial_split
+
+from helpers import randomize_bn
+from references.csp_densenet import cbr, reference_cspdensenet, reference_csppeleenet
 from spec_figures import SPEC_FIGURES
 
 NAMES = ['cspdensenet121', 'cspdensenet169', 'cspdensenet201', 'csppeleenet']
@@ -38,18 +40,6 @@ PAPER_CSPPELEENET_MACS = 0.888e9 / 2  # Darknet BFLOPs = 2 x MAC
 def _create(name, **kwargs):
     torch.manual_seed(0)
     return timm.create_model(name, **kwargs)
-
-
-def _randomize_bn(model, dtype=torch.float32):
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_((torch.randn(n, generator=g) * 0.1).to(dtype))
-            m.running_var.copy_((torch.rand(n, generator=g) + 0.5).to(dtype))
-            m.weight.data.copy_((torch.rand(n, generator=g) + 0.5).to(dtype))
-            m.bias.data.copy_((torch.randn(n, generator=g) * 0.1).to(dtype))
-    return model
 
 
 def _num_params(model):
@@ -181,67 +171,10 @@ def test_pelee_bottleneck_rule():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# independent functional forwards of the spec's topology (§3), fed with our state dict by key
-
-def _bn(x, sd, p):
-    return F.batch_norm(x, sd[f'{p}.running_mean'], sd[f'{p}.running_var'], sd[f'{p}.weight'], sd[f'{p}.bias'],
-                        False, 0., 1e-5)
-
-
-def _cbr(x, sd, p, stride=1, padding=0):
-    """post-activation conv-BN-ReLU (PeleeNet)"""
-    return F.relu(_bn(F.conv2d(x, sd[f'{p}.conv.weight'], stride=stride, padding=padding), sd, f'{p}.norm'))
-
-
-def _brc(x, sd, norm, conv, padding=0):
-    """pre-activation BN-ReLU-conv (DenseNet)"""
-    return F.conv2d(F.relu(_bn(x, sd, norm)), sd[f'{conv}.weight'], padding=padding)
-
-
-def reference_csppeleenet(x, sd):
-    x = _cbr(x, sd, 'stem', stride=2, padding=1)
-    # PeleeNet stem block as the original: floor max-pool 2x2 (runs at even sizes only)
-    x = torch.cat([F.max_pool2d(x, 2, 2), _cbr(_cbr(x, sd, 'stem_down.stem2a'), sd, 'stem_down.stem2b', 2, 1)], 1)
-    x = _cbr(x, sd, 'stem_down.stem3')
-    for i, n in enumerate((3, 4, 8, 6), start=1):
-        half = x.shape[1] // 2
-        dense, skip = x[:, :half], x[:, half:]
-        for j in range(n):
-            p = f'layer{i}.blocks.{j}'
-            b1 = _cbr(_cbr(dense, sd, f'{p}.branch1a'), sd, f'{p}.branch1b', padding=1)
-            b2 = _cbr(_cbr(_cbr(dense, sd, f'{p}.branch2a'), sd, f'{p}.branch2b', padding=1), sd, f'{p}.branch2c',
-                      padding=1)
-            dense = torch.cat([dense, b1, b2], 1)
-        x = torch.cat([skip, _cbr(dense, sd, f'layer{i}.transition_b')], 1)
-        if i < 4:
-            x = F.avg_pool2d(x, 2, 2)  # pool before the final transition
-        x = _cbr(x, sd, f'transition{i}')
-        assert x.shape[1] == (128, 256, 512, 704)[i - 1]
-    return F.linear(x.mean((2, 3)), sd['fc.weight'], sd['fc.bias'])
-
-
-def reference_cspdensenet(x, sd, block_config):
-    x = F.relu(_bn(F.conv2d(x, sd['stem.conv.weight'], stride=2, padding=3), sd, 'stem.norm'))
-    x = F.max_pool2d(x, 3, 2, 1)
-    for i, n in enumerate(block_config, start=1):
-        half = x.shape[1] // 2
-        dense, skip = x[:, :half], x[:, half:]
-        for j in range(n):
-            p = f'layer{i}.blocks.{j}'
-            new = _brc(dense, sd, f'{p}.norm1', f'{p}.conv1')
-            new = _brc(new, sd, f'{p}.norm2', f'{p}.conv2', padding=1)
-            dense = torch.cat([dense, new], 1)
-        x = torch.cat([skip, _brc(dense, sd, f'layer{i}.transition_b.norm', f'layer{i}.transition_b.conv')], 1)
-        x = F.relu(_bn(x, sd, f'transition{i}.norm'))
-        if i < 4:
-            x = F.avg_pool2d(x, 2, 2)
-        x = F.conv2d(x, sd[f'transition{i}.conv.weight'])
-    x = F.relu(_bn(x, sd, 'final_norm.norm'))
-    return F.linear(x.mean((2, 3)), sd['fc.weight'], sd['fc.bias'])
-
+# independent functional forwards of the spec's topology (§3, references/csp_densenet.py), fed with our state dict
 
 def test_csppeleenet_matches_reference_forward():
-    model = _randomize_bn(_create('csppeleenet').double(), torch.float64).eval()
+    model = randomize_bn(_create('csppeleenet').double()).eval()
     x = torch.randn(2, 3, 64, 96, dtype=torch.float64)
     with torch.no_grad():
         out = model(x)
@@ -250,7 +183,7 @@ def test_csppeleenet_matches_reference_forward():
 
 
 def test_cspdensenet121_matches_reference_forward():
-    model = _randomize_bn(_create('cspdensenet121').double(), torch.float64).eval()
+    model = randomize_bn(_create('cspdensenet121').double()).eval()
     x = torch.randn(1, 3, 64, 64, dtype=torch.float64)
     with torch.no_grad():
         out = model(x)
@@ -286,14 +219,14 @@ def test_csppeleenet_odd_stem_sizes():
 
 def test_pelee_stem_unchanged_at_even_sizes():
     """ceil_mode max-pool == the original floor pool wherever the original runs (even stem sizes)."""
-    model = _randomize_bn(_create('csppeleenet')).eval()
+    model = randomize_bn(_create('csppeleenet')).eval()
     sd = model.state_dict()
     torch.manual_seed(3)
     for hw in ((64, 64), (96, 130), (34, 50)):
         s = torch.randn(2, 32, *hw)
-        ref = torch.cat([F.max_pool2d(s, 2, 2), _cbr(_cbr(s, sd, 'stem_down.stem2a'), sd, 'stem_down.stem2b', 2, 1)],
+        ref = torch.cat([F.max_pool2d(s, 2, 2), cbr(cbr(s, sd, 'stem_down.stem2a'), sd, 'stem_down.stem2b', 2, 1)],
                         1)
-        ref = _cbr(ref, sd, 'stem_down.stem3')
+        ref = cbr(ref, sd, 'stem_down.stem3')
         with torch.no_grad():
             assert torch.equal(model.stem_down(s), ref)
 
@@ -326,7 +259,7 @@ def test_pretrained_true_says_no_weights(name):
 
 
 def test_own_checkpoint_loads_and_wrong_one_names_keys(tmp_path):
-    model = _randomize_bn(_create('csppeleenet')).eval()
+    model = randomize_bn(_create('csppeleenet')).eval()
     path = tmp_path / 'csppeleenet.pth'
     torch.save({'state_dict': {f'module.{k}': v.half() if v.is_floating_point() else v
                                for k, v in model.state_dict().items()}}, path)
@@ -417,7 +350,7 @@ SCRIPTED = [('csppeleenet', TINY_PELEE), ('csppeleenet', dict(TINY_PELEE, fusion
 
 @pytest.mark.parametrize('name,kwargs', SCRIPTED)
 def test_torchscript_fx_compile_match_eager(name, kwargs):
-    model = _randomize_bn(_create(name, **kwargs)).eval()
+    model = randomize_bn(_create(name, **kwargs)).eval()
     x = torch.randn(2, 3, 64, 48)
     with torch.no_grad():
         ref = model(x)
@@ -434,7 +367,7 @@ def test_torchscript_fx_compile_match_eager(name, kwargs):
 
 @pytest.mark.parametrize('name,kwargs', [('csppeleenet', TINY_PELEE), ('cspdensenet121', TINY_DENSE)])
 def test_grad_checkpointing_and_intermediates(name, kwargs):
-    model = _randomize_bn(_create(name, **kwargs)).eval()
+    model = randomize_bn(_create(name, **kwargs)).eval()
     x = torch.randn(1, 3, 64, 64)
     ref = model.forward_features(x)
     final, feats = model.forward_intermediates(x)
@@ -471,7 +404,7 @@ def test_prune_intermediate_layers(idx):
 @pytest.mark.parametrize('output_stride', [8, 16])
 def test_output_stride_dilates_late_stages(name, kwargs, output_stride):
     x = torch.randn(1, 3, 64, 96)
-    base = _randomize_bn(_create(name, features_only=True, **kwargs)).eval()
+    base = randomize_bn(_create(name, features_only=True, **kwargs)).eval()
     model = _create(name, features_only=True, output_stride=output_stride, **kwargs).eval()
     model.load_state_dict(base.state_dict())  # same parameters: dilation only changes strides and padding
     assert model.feature_info.reduction() == [min(r, output_stride) for r in (2, 4, 8, 16, 32)]
@@ -492,7 +425,7 @@ def test_output_stride_dilates_late_stages(name, kwargs, output_stride):
 @pytest.mark.parametrize('name,kwargs', [('csppeleenet', {}), ('cspdensenet121', TINY_DENSE)])
 def test_features_only_list_and_getter_agree(name, kwargs):
     x = torch.randn(1, 3, 64, 64)
-    listed = _randomize_bn(_create(name, features_only=True, **kwargs)).eval()
+    listed = randomize_bn(_create(name, features_only=True, **kwargs)).eval()
     getter = _create(name, features_only=True, feature_cls='getter', **kwargs).eval()
     getter.model.load_state_dict(listed.state_dict())
     with torch.no_grad():
@@ -524,6 +457,7 @@ def test_smp_deeplabv3_os8_and_unet_on_densenet():
 
 def test_torchvision_faster_rcnn_on_densenet():
     from torchvision.models.detection import FasterRCNN
+
     from timm_tricks.detection import faster_rcnn_backbone
     torch.manual_seed(0)
     backbone = faster_rcnn_backbone('cspdensenet121', block_config=(2, 2, 2, 2))

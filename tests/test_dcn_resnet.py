@@ -326,8 +326,7 @@ def test_own_checkpoint_loads_unchanged(tmp_path):
         assert torch.equal(v, sd[k]), k
 
 
-# independent reference of mmdetection's ResNet-50 (style='pytorch') with DCNv2 in c3-c5, from dcnv2.md §2
-
+# mmdetection's R-50-DCNv2 detectors, against the independent reference (references/dcn_resnet.py)
 
 @pytest.mark.parametrize('name, deform_groups, v1_names', [
     ('dcnv2_resnet50.coco_frcnn', 1, False),

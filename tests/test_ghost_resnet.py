@@ -2,7 +2,7 @@
 
 Figures compared against: tests/spec_figures.py (spec ghost.md §3), the paper (13.0 M / 2.2 GMACs / 75.0 and
 6.5 M / 1.2 GMACs / 74.1; GhostNet 0.5x/1.0x/1.3x 66.2/73.9/75.7), timm's own `GhostModule`, and a plain
-functional re-implementation of the spec's topology written here.
+functional re-implementation of the spec's topology (references/ghost_resnet.py).
 """
 import json
 import math
@@ -11,22 +11,23 @@ import sys
 from pathlib import Path
 
 import pytest
+import timm
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-import timm
 from timm.layers import set_scriptable
 from timm.models import get_notrace_functions, get_notrace_modules
 from timm.models.ghostnet import GhostModule as TimmGhostModule
+from torch import nn
 
 import timm_tricks
 from timm_tricks import CheckpointMismatchError, NoPretrainedWeightsError
 from timm_tricks.layers import GhostModule, ghost_chs
-from timm_tricks.profile import count_flops
 from timm_tricks.models.ghost_resnet import GhostResNetBottleneck
+from timm_tricks.profile import count_flops
 from timm_tricks.weights import load_manifest, reported_top1
 
+from helpers import randomize_bn
+from references.ghost_resnet import STAGES, reference_forward, reference_state_dict
 from spec_figures import SPEC_FIGURES
 
 OURS = ('ghost_resnet50', 'ghost_resnet50_s4')
@@ -40,19 +41,6 @@ TIMM_GHOSTNETS = (
     'ghostnetv3_050', 'ghostnetv3_100', 'ghostnetv3_130', 'ghostnetv3_160', 'repghostnet_050', 'repghostnet_058',
     'repghostnet_080', 'repghostnet_100', 'repghostnet_111', 'repghostnet_130', 'repghostnet_150', 'repghostnet_200',
 )
-STAGES = ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2))  # planes, blocks, stride
-
-
-def _randomize(module, seed=1):
-    """Non-trivial BN statistics and affine parameters."""
-    g = torch.Generator().manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-    return module
 
 
 # ------------------------------------------------------------------------------------------------ the layer
@@ -81,10 +69,11 @@ def test_ghost_channel_split(out_chs, ratio):
 def test_ghost_module_equals_timm_ghostnet_module(in_chs, out_chs, ratio, kernel, stride, act):
     """Same outputs as timm's GhostNet v1 module (an independent implementation) with the same weights,
     at odd sizes; ours only leaves out the ghost maps the reference computes and then drops."""
-    ours = _randomize(GhostModule(in_chs, out_chs, kernel, stride=stride, ratio=ratio,
-                                  act_layer=nn.ReLU if act else None)).eval()
-    ref = _randomize(TimmGhostModule(in_chs, out_chs, kernel, ratio=ratio, stride=stride,
-                                     act_layer=nn.ReLU if act else nn.Identity), seed=2).eval()
+    ours = randomize_bn(GhostModule(in_chs, out_chs, kernel, stride=stride, ratio=ratio,
+                                    act_layer=nn.ReLU if act else None)).eval()
+    ref = randomize_bn(TimmGhostModule(in_chs, out_chs, kernel, ratio=ratio, stride=stride,
+                                       act_layer=nn.ReLU if act else nn.Identity),
+                       generator=torch.Generator().manual_seed(2)).eval()
     # our cheap conv holds a prefix of the reference's ghost filters
     ours_state = ours.state_dict()
     ours.load_state_dict({k: v[:ours_state[k].shape[0]] if v.ndim else v for k, v in ref.state_dict().items()})
@@ -123,7 +112,7 @@ def test_ghost_module_dilation_keeps_cheap_op_local():
 
 def test_ghost_module_no_wasted_parameters_at_odd_width():
     """Ratio 2, odd width: every weight of both convs and norms gets a non-zero gradient."""
-    m = _randomize(GhostModule(5, 13, 3, ratio=2, act_layer=None)).train()
+    m = randomize_bn(GhostModule(5, 13, 3, ratio=2, act_layer=None)).train()
     m(torch.randn(2, 5, 11, 9)).square().sum().backward()
     for name, p in m.named_parameters():
         per_channel = p.grad.abs().flatten(1).sum(1) if p.ndim > 1 else p.grad.abs()
@@ -141,7 +130,7 @@ def test_ghost_module_bad_arguments():
 
 def test_ghost_module_script_fx_compile():
     from torchvision.models.feature_extraction import create_feature_extractor
-    m = _randomize(GhostModule(6, 11, 3, stride=2, ratio=3)).eval()
+    m = randomize_bn(GhostModule(6, 11, 3, stride=2, ratio=3)).eval()
     x = torch.randn(1, 6, 15, 10)
     with torch.no_grad():
         ref = m(x)
@@ -199,7 +188,7 @@ def test_parameter_count(name):
 
 def test_every_parameter_is_used_in_forward():
     """Parameters reported = parameters used: each gets a non-zero gradient (no zero-init, random BN)."""
-    model = _randomize(timm.create_model('ghost_resnet50_s4', zero_init_last=False, num_classes=10)).train()
+    model = randomize_bn(timm.create_model('ghost_resnet50_s4', zero_init_last=False, num_classes=10)).train()
     model(torch.randn(2, 3, 32, 32)).logsumexp(1).sum().backward()
     dead = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert dead == []
@@ -222,7 +211,8 @@ def _analytic_conv_linear_macs(ratio, size=224, dw=3):
     for planes, blocks, stride in STAGES:
         for b in range(blocks):
             s = stride if b == 0 else 1
-            total += ghost(cin, planes, 1, 1, n) + ghost(planes, planes, 3, s, n) + ghost(planes, 4 * planes, 1, 1, out(n, s))
+            total += ghost(cin, planes, 1, 1, n) + ghost(planes, planes, 3, s, n)
+            total += ghost(planes, 4 * planes, 1, 1, out(n, s))
             if b == 0:
                 total += ghost(cin, 4 * planes, 1, s, n)
             n, cin = out(n, s), 4 * planes
@@ -248,7 +238,7 @@ def test_macs_against_paper_and_spec(name):
 @pytest.fixture(scope='module')
 def s4_model():
     torch.manual_seed(0)
-    return _randomize(timm.create_model('ghost_resnet50_s4')).eval()
+    return randomize_bn(timm.create_model('ghost_resnet50_s4')).eval()
 
 
 @pytest.mark.parametrize('size', [(32, 32), (33, 47), (97, 131), (225, 225)])
@@ -271,8 +261,9 @@ def test_output_stride(output_stride, reductions, s4_model):
     dilated = {n: m.dilation[0] for n, m in model.named_modules()
                if isinstance(m, nn.Conv2d) and m.dilation[0] > 1}
     assert dilated and all('.conv2.primary_conv.0' in n for n in dilated)  # cheap ops and 1x1s stay undilated
+    dilated_stages = ('layer4',) if output_stride == 16 else ('layer3', 'layer4')
     assert all(m.stride == (1, 1) for n, m in model.named_modules()
-               if isinstance(m, nn.Conv2d) and n.startswith(('layer4',) if output_stride == 16 else ('layer3', 'layer4')))
+               if isinstance(m, nn.Conv2d) and n.startswith(dilated_stages))
     x = torch.randn(1, 3, 45, 38)
     with torch.no_grad():
         feats = model.forward_intermediates(x, intermediates_only=True)
@@ -311,76 +302,10 @@ def test_pretrained_true_says_no_weights_exist(name):
     assert not [k for k in load_manifest() if k.startswith(name + '.')]
 
 
-def _reference_state_dict(ratio, dw=3, seed=0):
-    """Random weights in the key layout of spec ghost.md §4, with shapes from the spec's topology."""
-    g = torch.Generator().manual_seed(seed)
-    sd = {}
-
-    def conv(key, cout, cin, k):
-        sd[key + '.weight'] = torch.randn(cout, cin, k, k, generator=g) * math.sqrt(2. / (cin * k * k))
-
-    def bn(key, c):
-        sd[key + '.weight'] = torch.rand(c, generator=g) * 0.5 + 0.5
-        sd[key + '.bias'] = torch.randn(c, generator=g) * 0.1
-        sd[key + '.running_mean'] = torch.randn(c, generator=g) * 0.1
-        sd[key + '.running_var'] = torch.rand(c, generator=g) + 0.5
-        sd[key + '.num_batches_tracked'] = torch.tensor(100)
-
-    def ghost(key, cin, cout, k):
-        init = math.ceil(cout / ratio)
-        conv(key + '.primary_conv.0', init, cin, k)
-        bn(key + '.primary_conv.1', init)
-        conv(key + '.cheap_operation.0', init * (ratio - 1), 1, dw)
-        bn(key + '.cheap_operation.1', init * (ratio - 1))
-
-    conv('conv1', 64, 3, 7)
-    bn('bn1', 64)
-    cin = 64
-    for li, (planes, blocks, _) in enumerate(STAGES, start=1):
-        for b in range(blocks):
-            p = f'layer{li}.{b}'
-            ghost(p + '.conv1', cin, planes, 1)
-            ghost(p + '.conv2', planes, planes, 3)
-            ghost(p + '.conv3', planes, 4 * planes, 1)
-            if b == 0:
-                ghost(p + '.downsample', cin, 4 * planes, 1)
-            cin = 4 * planes
-    sd['fc.weight'] = torch.randn(1000, 2048, generator=g) * 0.01
-    sd['fc.bias'] = torch.randn(1000, generator=g) * 0.01
-    return sd
-
-
-def _reference_forward(sd, x, ratio, dw=3):
-    """Plain functional forward of the spec's Ghost-ResNet-50 (v1 Ghost modules, torchvision ResNet-50)."""
-    def bn(t, key):
-        return F.batch_norm(t, sd[key + '.running_mean'], sd[key + '.running_var'], sd[key + '.weight'],
-                            sd[key + '.bias'], training=False, eps=1e-5)
-
-    def ghost(t, key, cout, k, stride, relu):
-        act = F.relu if relu else (lambda v: v)
-        x1 = act(bn(F.conv2d(t, sd[key + '.primary_conv.0.weight'], stride=stride, padding=k // 2),
-                    key + '.primary_conv.1'))
-        x2 = act(bn(F.conv2d(x1, sd[key + '.cheap_operation.0.weight'], padding=dw // 2, groups=x1.shape[1]),
-                    key + '.cheap_operation.1'))
-        return torch.cat([x1, x2], 1)[:, :cout]
-
-    x = F.relu(bn(F.conv2d(x, sd['conv1.weight'], stride=2, padding=3), 'bn1'))
-    x = F.max_pool2d(x, 3, 2, 1)
-    for li, (planes, blocks, stride) in enumerate(STAGES, start=1):
-        for b in range(blocks):
-            p, s = f'layer{li}.{b}', stride if b == 0 else 1
-            short = ghost(x, p + '.downsample', 4 * planes, 1, s, False) if b == 0 else x
-            y = ghost(x, p + '.conv1', planes, 1, 1, True)
-            y = ghost(y, p + '.conv2', planes, 3, s, True)
-            y = ghost(y, p + '.conv3', 4 * planes, 1, 1, False)
-            x = F.relu(y + short)
-    return F.linear(F.adaptive_avg_pool2d(x, 1).flatten(1), sd['fc.weight'], sd['fc.bias'])
-
-
 def test_checkpoint_layout_loads_and_matches_reference(tmp_path):
     """A training checkpoint in the spec's key layout (`state_dict` wrapper, DDP `module.` prefix) loads through
     `pretrained_cfg_overlay=dict(file=...)` and gives the functional reference's outputs."""
-    sd = _reference_state_dict(ratio=4)
+    sd = reference_state_dict(ratio=4)
     path = tmp_path / 'ghost_resnet50_s4.pth'
     torch.save({'epoch': 120, 'state_dict': {'module.' + k: v for k, v in sd.items()}}, path)
     model = timm.create_model('ghost_resnet50_s4', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
@@ -388,7 +313,7 @@ def test_checkpoint_layout_loads_and_matches_reference(tmp_path):
     for size in ((64, 64), (33, 47)):
         x = torch.randn(2, 3, *size)
         with torch.no_grad():
-            ref = _reference_forward(sd, x, ratio=4)
+            ref = reference_forward(sd, x, ratio=4)
             torch.testing.assert_close(model(x), ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
 
     features = timm.create_model('ghost_resnet50_s4', pretrained=True, features_only=True,
@@ -399,7 +324,7 @@ def test_checkpoint_layout_loads_and_matches_reference(tmp_path):
 
 def test_wrong_checkpoints_name_what_does_not_fit(tmp_path):
     wrong = tmp_path / 's2.pth'
-    torch.save(_reference_state_dict(ratio=2), wrong)  # the s = 2 model's checkpoint into the s = 4 model
+    torch.save(reference_state_dict(ratio=2), wrong)  # the s = 2 model's checkpoint into the s = 4 model
     with pytest.raises(CheckpointMismatchError, match=r'shape mismatches: layer1\.0\.conv1\.primary_conv\.0\.weight'):
         timm.create_model('ghost_resnet50_s4', pretrained=True, pretrained_cfg_overlay=dict(file=str(wrong)))
 

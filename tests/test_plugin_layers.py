@@ -1,8 +1,8 @@
 """Plug-in layers (plugins.md): exact parameter counts from the spec, independent functional references written
 here from the papers/spec, identity inits, TorchScript, meta device, gradients, string names, necks and fvcore.
 
-The references below use only torch.nn.functional and the formulas of the spec; they read a layer's weights by
-name but never call its forward.
+The references (references/plugin_layers.py) use only torch.nn.functional and the formulas of the spec; they read
+a layer's weights by name but never call its forward.
 """
 import functools
 import math
@@ -44,27 +44,20 @@ from timm_tricks.necks import AsffNeck, RfbNeck
 from timm_tricks.profile._fvcore import FlopCountAnalysis, silence
 from timm_tricks.profile.handles import flop_handles
 
+from helpers import randomize_weights
+from references.plugin_layers import (
+    authors_cbam_reference,
+    authors_cbam_state_dict,
+    bn_eval,
+    dyrelu_reference,
+    nam_reference,
+    rfb_reference,
+    spp_reference,
+)
+
 
 def n_params(module):
     return sum(p.numel() for p in module.parameters())
-
-
-def randomize_(module, scale=0.5):
-    """Random weights and BN statistics, so that eval-mode references test more than the default init."""
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for name, tensor in module.state_dict().items():
-            if tensor.is_floating_point():
-                if name.endswith('running_var'):
-                    tensor.uniform_(0.5, 2.0)
-                else:
-                    tensor.normal_(0, scale)
-    return module.eval()
-
-
-def bn_eval(x, prefix, sd, eps=1e-5):
-    return F.batch_norm(x, sd[prefix + 'running_mean'], sd[prefix + 'running_var'], sd[prefix + 'weight'],
-                        sd[prefix + 'bias'], False, 0., eps)
 
 
 # ------------------------------------------------------------------------------------------ parameter counts
@@ -125,15 +118,8 @@ def test_timm_resnet_with_plugin_scripts_and_fx_features(attn):
 
 # ------------------------------------------------------------------------------------------ NAM
 
-def nam_reference(x, gamma, beta, mean, var, eps=1e-5):
-    """plugins.md: out = sigmoid(w * BN(x)) * x, w = |gamma| / sum |gamma| taken as a constant."""
-    w = gamma.detach().abs() / gamma.detach().abs().sum()
-    bn = (x - mean[:, None, None]) / torch.sqrt(var[:, None, None] + eps) * gamma[:, None, None] + beta[:, None, None]
-    return torch.sigmoid(w[:, None, None] * bn) * x
-
-
 def test_nam_matches_reference_and_gamma_gradient():
-    nam = randomize_(NAM(6))
+    nam = randomize_weights(NAM(6))
     x = torch.randn(2, 6, 5, 3)
     gamma = nam.bn.weight.detach().clone().requires_grad_()
     ref = nam_reference(x, gamma, nam.bn.bias.detach(), nam.bn.running_mean, nam.bn.running_var)
@@ -149,34 +135,11 @@ def test_nam_matches_reference_and_gamma_gradient():
 
 # ------------------------------------------------------------------------------------------ DyReLU
 
-def dyrelu_reference(x, sd, num_coefs, shared=False, spatial=False, lambda_a=1.0):
-    """plugins.md (DynamicHead): y = h_sigmoid(fc2(relu(fc1(GAP x)))); chunks [a1, b1, a2, b2];
-    a = (y - .5) * 2 lambda_a + (1, 0), b = y - .5; out = max(a1 x + b1, a2 x + b2) (times the spatial map)."""
-    y = F.linear(F.relu(F.linear(x.mean((2, 3)), sd['fc.0.weight'], sd['fc.0.bias'])), sd['fc.2.weight'],
-                 sd['fc.2.bias'])
-    y = F.relu6(y + 3) / 6
-    chunks = y.chunk(num_coefs, dim=1)
-    c = 1 if shared else x.shape[1]
-    chunks = [t.reshape(x.shape[0], c, 1, 1) for t in chunks]
-    if num_coefs == 4:
-        a1, b1, a2, b2 = chunks
-        out = torch.max(x * ((a1 - .5) * 2 * lambda_a + 1) + (b1 - .5), x * ((a2 - .5) * 2 * lambda_a) + (b2 - .5))
-    else:  # K2 = False, with bias
-        a1, b1 = chunks
-        out = x * ((a1 - .5) * 2 * lambda_a + 1) + (b1 - .5)
-    if spatial:
-        s = bn_eval(F.conv2d(x, sd['spatial.0.weight'], sd['spatial.0.bias']), 'spatial.1.', sd)
-        h, w = x.shape[2:]
-        s = F.softmax(s.reshape(x.shape[0], -1), dim=1).reshape(x.shape[0], 1, h, w) * h * w
-        out = out * s.clamp(0, 3) / 3
-    return out
-
-
 @pytest.mark.parametrize('layer,num_coefs,shared,spatial', [
     (DyReLUB(8), 4, False, False), (DyReLUC(8), 4, False, True), (DyReLUA(8), 4, True, False),
     (DyReLU(8, k2=False), 2, False, False)], ids=['B', 'C', 'A', 'K2=False'])
 def test_dyrelu_matches_reference(layer, num_coefs, shared, spatial):
-    layer = randomize_(layer, scale=1.0)
+    layer = randomize_weights(layer, scale=1.0)
     x = torch.randn(2, 8, 5, 3)
     torch.testing.assert_close(layer(x), dyrelu_reference(x, layer.state_dict(), num_coefs, shared, spatial))
 
@@ -204,7 +167,7 @@ def test_acon_c_matches_reference_and_swish():
 
 
 def test_meta_acon_matches_reference():
-    act = randomize_(MetaAconC(32, r=4))
+    act = randomize_weights(MetaAconC(32, r=4))
     sd = act.state_dict()
     assert sd['fc1.weight'].shape[0] == max(4, 32 // 4)
     x = torch.randn(2, 32, 3, 5)
@@ -242,33 +205,6 @@ def test_coord_conv_is_conv_of_concatenation():
 
 # ------------------------------------------------------------------------------------------ CBAM v1
 
-def authors_cbam_state_dict(channels, prefix=''):
-    """Random tensors in the authors' key layout: Linear MLP, spatial conv over [max, mean]."""
-    torch.manual_seed(1)
-    hidden = channels // 16
-    sd = {
-        'ChannelGate.mlp.1.weight': torch.randn(hidden, channels) * .3, 'ChannelGate.mlp.1.bias': torch.randn(hidden),
-        'ChannelGate.mlp.3.weight': torch.randn(channels, hidden) * .3,
-        'ChannelGate.mlp.3.bias': torch.randn(channels),
-        'SpatialGate.spatial.conv.weight': torch.randn(1, 2, 7, 7) * .2,
-        'SpatialGate.spatial.bn.weight': torch.rand(1) + .5, 'SpatialGate.spatial.bn.bias': torch.randn(1),
-        'SpatialGate.spatial.bn.running_mean': torch.randn(1), 'SpatialGate.spatial.bn.running_var': torch.rand(1) + .5,
-        'SpatialGate.spatial.bn.num_batches_tracked': torch.tensor(7),
-    }
-    return {prefix + k: v for k, v in sd.items()}
-
-
-def authors_cbam_reference(x, sd):
-    """plugins.md §2: x * sigmoid(mlp(avg) + mlp(max)), then * sigmoid(BN(conv7x7([max_c, mean_c])))."""
-    def mlp(v):
-        hidden = F.relu(F.linear(v, sd['ChannelGate.mlp.1.weight'], sd['ChannelGate.mlp.1.bias']))
-        return F.linear(hidden, sd['ChannelGate.mlp.3.weight'], sd['ChannelGate.mlp.3.bias'])
-    x = x * torch.sigmoid(mlp(x.mean((2, 3))) + mlp(x.amax((2, 3))))[:, :, None, None]
-    pooled = torch.cat([x.amax(1, keepdim=True), x.mean(1, keepdim=True)], 1)
-    s = bn_eval(F.conv2d(pooled, sd['SpatialGate.spatial.conv.weight'], padding=3), 'SpatialGate.spatial.bn.', sd)
-    return x * torch.sigmoid(s)
-
-
 def test_cbam_v1_loads_authors_layout_and_matches_reference():
     sd = authors_cbam_state_dict(32)
     cbam = CbamV1(32).eval()
@@ -300,46 +236,16 @@ RFB_PATHS = {
 }
 
 
-def rfb_reference(x, sd, paths, stride, visual, scale):
-    def conv_bn(t, prefix, kernel, s, dilation, relu):
-        kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
-        t = F.conv2d(t, sd[prefix + 'conv.weight'], stride=s, dilation=dilation,
-                     padding=(dilation * (kh - 1) // 2, dilation * (kw - 1) // 2))
-        t = bn_eval(t, prefix + 'bn.', sd)
-        return F.relu(t) if relu else t
-    outs = []
-    for p, path in enumerate(paths):
-        t = x
-        for j, (kernel, s, dilation, relu) in enumerate(path):
-            s = stride if s == 's' else s
-            dilation = {'v': visual, 'v+1': visual + 1, '2v+1': 2 * visual + 1}.get(dilation, dilation)
-            t = conv_bn(t, f'branch{p}.{j}.', kernel, s, dilation, relu)
-        outs.append(t)
-    fused = conv_bn(torch.cat(outs, 1), 'ConvLinear.', 1, 1, 1, False)
-    return F.relu(fused * scale + conv_bn(x, 'shortcut.', 1, stride, 1, False))
-
-
 @pytest.mark.parametrize('cls,kwargs', [
     (BasicRFB, dict(stride=1, visual=1)), (BasicRFB, dict(stride=2, visual=2)), (BasicRFB_a, dict(stride=1))])
 def test_rfb_matches_reference(cls, kwargs):
-    block = randomize_(cls(32, 24, scale=0.3, **kwargs), scale=0.2)
+    block = randomize_weights(cls(32, 24, scale=0.3, **kwargs), scale=0.2)
     x = torch.randn(2, 32, 11, 9)
     ref = rfb_reference(x, block.state_dict(), RFB_PATHS[cls], kwargs['stride'], kwargs.get('visual', 1), 0.3)
     torch.testing.assert_close(block(x), ref)
 
 
 # ------------------------------------------------------------------------------------------ SPP
-
-def spp_reference(x, levels):
-    """SPP-net: per level n, bins of window ceil(a/n) at stride floor(a/n), max over each bin (loop)."""
-    h, w = x.shape[2:]
-    out = []
-    for n in levels:
-        wh, sh, ww, sw = math.ceil(h / n), h // n, math.ceil(w / n), w // n
-        bins = [x[:, :, i * sh:i * sh + wh, j * sw:j * sw + ww].amax((2, 3)) for i in range(n) for j in range(n)]
-        out.append(torch.stack(bins, 2).flatten(1))
-    return torch.cat(out, 1)
-
 
 @pytest.mark.parametrize('levels,h,w', [((6, 3, 2, 1), 13, 13), ((4, 2, 1), 13, 30), ((4, 2, 1), 5, 8)])
 def test_spp_matches_reference(levels, h, w):
@@ -443,7 +349,7 @@ def test_asff_any_sizes_script_and_meta():
 def test_asff_weights_are_a_softmax_over_levels():
     """Two levels of equal width (no 1x1 on the up-path) that agree after up-sampling: the weighted sum of equal
     maps with weights summing to 1 is that map, whatever the (random) weight branch predicts."""
-    asff = randomize_(ASFF([8, 8], level=0), scale=0.3)
+    asff = randomize_weights(ASFF([8, 8], level=0), scale=0.3)
     assert isinstance(asff.resize[1], nn.Identity)
     coarse = torch.randn(1, 8, 3, 4)
     fine = F.interpolate(coarse, size=(6, 8), mode='nearest')

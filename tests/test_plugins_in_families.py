@@ -11,7 +11,6 @@ the family takes `layers=`, to keep CPU time low.
 import math
 
 import pytest
-import test_plugin_layers as layer_spec
 import timm
 import torch
 import torch.nn.functional as F
@@ -21,6 +20,7 @@ from torch import nn
 import timm_tricks
 from timm_tricks.layers import (
     NAM,
+    AconC,
     BlurPool2d,
     CbamV1,
     DyReLUB,
@@ -31,6 +31,8 @@ from timm_tricks.layers import (
 )
 from timm_tricks.models.plugin_resnet import checkpoint_filter_fn
 
+from helpers import randomize_weights
+from references import plugin_layers as layer_spec
 from spec_figures import SPEC_FIGURES
 
 # the smallest architecture of each ResNet-like family; one block per stage where the family takes `layers`
@@ -133,7 +135,7 @@ def test_torchscript_equals_eager(family, combo):
     kwargs = SCRIPT_COMBOS[combo]
     if family in NO_MID_ACT:
         kwargs = dict(kwargs, block_args={k: v for k, v in kwargs['block_args'].items() if k != 'mid_act_layer'})
-    model = layer_spec.randomize_(_create(family, kwargs, num_classes=7))
+    model = randomize_weights(_create(family, kwargs, num_classes=7))
     x = torch.randn(1, 3, H, W)
     with set_scriptable(True):
         scripted = torch.jit.script(model)
@@ -250,7 +252,7 @@ def test_acon_resnets_are_the_authors_layout():
     assert all(conv.bias is not None for conv in model.modules() if isinstance(conv, nn.Conv2d))
     assert isinstance(block.act2, MetaAconC)
     assert isinstance(block.act1, nn.ReLU) and isinstance(block.act3, nn.ReLU)  # ACON only after conv2
-    assert isinstance(timm.create_model('acon_resnet50', device='meta').layer1[0].act2, layer_spec.AconC)
+    assert isinstance(timm.create_model('acon_resnet50', device='meta').layer1[0].act2, AconC)
 
 
 # the authors' CBAM-ResNet-50 (Jongchan/attention-module MODELS/model_resnet.py): torchvision's ResNet-50 with the

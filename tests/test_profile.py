@@ -32,6 +32,7 @@ from timm_tricks.profile import (
     count_params,
     measure_latency,
 )
+
 from spec_figures import DEFORM_SAMPLING_TOTALS, OCTRESNET_LAYERS, SPEC_FIGURES, oct_upsample_difference
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -40,16 +41,7 @@ needs_export = pytest.mark.skipif(
     importlib.util.find_spec('timm_tricks.export') is None,
     reason='the onnxruntime runtime exports with timm_tricks.export.export_onnx, which is not written yet')
 OUR_MODELS = timm_tricks.list_models()
-
-
-@pytest.fixture(autouse=True, scope='module')
-def one_cpu_thread():
-    """One intra-op thread. On a shared 2-core machine, torch's spinning OpenMP threads made the counting tests
-    10x slower under load (cspdensenet121 trace: 18.7 s with 2 threads, 1.6 s with 1); nothing here is timed."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_cpu_thread')  # nothing here is timed
 
 
 class DeformConv(nn.Module):

@@ -22,16 +22,7 @@ TINY = ['--input-size', '3,32,32', '--warmup', '1', '--iters', '2']
 TEST_RESNET_PARAMS = 470_376  # timm's `test_resnet`: sum(p.numel() for p in model.parameters())
 # the smallest of our registered models, if any, for the zoo run
 OURS_SMALL = [n for n in ('csppeleenet', 'spconv_resnet18', 'pyconv_resnet18') if n in timm_tricks.list_models()][:1]
-
-
-@pytest.fixture(autouse=True, scope='module')
-def one_cpu_thread():
-    """One intra-op thread, as in test_profile.py: torch's spinning OpenMP threads slow these runs down 10x on a
-    loaded 2-core machine, and no test asserts on the latencies measured."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_cpu_thread')  # nothing here is timed
 
 
 def run_cli(capsys, *argv):

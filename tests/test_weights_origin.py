@@ -3,8 +3,8 @@
 Real client code only (timm, huggingface_hub, gdown/requests) against two local servers: the Hub emulator
 (`hub_server.py`, empty for the tags used here) and the authors' hosts (`origin_server.py`: S3-style files,
 Google Drive confirm pages, SharePoint share links). Each family's checkpoint is built in the authors' layout by
-the family's own test module (`authors_checkpoints.py`), and the loaded model must give that module's reference
-outputs. Any URL that is not local goes to a dead proxy: nothing here can reach the internet.
+the family's reference (`references/<family>.py`, via `authors_checkpoints.py`), and the loaded model must give
+that reference's outputs. Any URL that is not local goes to a dead proxy: nothing here can reach the internet.
 """
 import dataclasses
 import hashlib
@@ -17,7 +17,6 @@ from typing import Dict
 
 import pytest
 import requests
-import test_blurpool_resnet as blurpool_spec
 import timm
 import torch
 from gdown.download import get_url_from_gdrive_confirmation
@@ -32,6 +31,7 @@ from timm_tricks.weights import load_manifest, origin
 
 from authors_checkpoints import FAMILY_CHECKPOINTS, PYCONV, AuthorsCheckpoint, assert_authors_outputs
 from origin_server import OriginServer
+from references import blurpool_resnet as blurpool_spec
 
 MANIFEST = load_manifest()
 BLURPOOL = 'blurpool_resnet18.lpf4_ft_in1k'

@@ -1,9 +1,9 @@
 """Publishing weights: the manifest against the registry, `timm-tricks convert` / `push`, scripts/publish_all.py.
 
-Each family with released weights: a checkpoint in the authors' layout, built by the family's own test module from
-its spec (independent of our model classes), is converted; the exported folder is served by the local Hub server and
-`timm.create_model('<arch>.<tag>', pretrained=True)` must give the outputs that module's reference forward computes
-from the authors' tensors.
+Each family with released weights: a checkpoint in the authors' layout, built by the family's reference from its
+spec (references/<family>.py, independent of our model classes), is converted; the exported folder is served by the
+local Hub server and `timm.create_model('<arch>.<tag>', pretrained=True)` must give the outputs that reference's
+forward computes from the authors' tensors.
 """
 import contextlib
 import dataclasses
@@ -20,7 +20,6 @@ from typing import Callable, Dict, List, Tuple
 from urllib.parse import urlsplit
 
 import pytest
-import test_pyconv_resnet as pyconv_spec
 import timm
 import torch
 import yaml
@@ -34,6 +33,7 @@ from timm_tricks.weights import ManifestError, load_manifest
 from timm_tricks.weights.origin import ChecksumMismatchError, check_checksum
 
 from authors_checkpoints import FAMILY_CHECKPOINTS, PYCONV, AuthorsCheckpoint, assert_authors_outputs
+from references import pyconv_resnet as pyconv_spec
 from spec_figures import SPEC_FIGURES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -49,10 +49,11 @@ def _model_name(model: nn.Module) -> str:
 
 
 def _check_writable(path: Path) -> None:
-    """Create the folder and open the file once, so a bad path fails before the (slow) export, with a clear error."""
+    """Create the folder and open the file for appending (an existing file is kept as it is), so a bad path fails
+    before the (slow) export, with a clear error."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, 'wb'):
+        with open(path, 'ab'):
             pass
     except OSError as e:
         where = f'{e.filename}: ' if e.filename else ''
@@ -83,6 +84,7 @@ def export_onnx(
                     f'DeformConv only from opset {DEFORM_CONV_MIN_OPSET}; export with opset >= '
                     f'{DEFORM_CONV_MIN_OPSET} (got {opset})')
     path = Path(path)
+    existed = path.exists()
     _check_writable(path)
     _register_deform_conv2d_symbolic()
     model.eval()
@@ -97,7 +99,8 @@ def export_onnx(
                 model, (x,), str(path), opset_version=opset, input_names=[INPUT_NAME], dynamic_axes=dynamic_axes,
                 dynamo=False)
     except Exception as e:  # the exporter raises many types (UnsupportedOperatorError, RuntimeError, ...)
-        path.unlink(missing_ok=True)
+        if not existed:
+            path.unlink(missing_ok=True)
         raise ExportError(f'{name} could not be exported to ONNX opset {opset}: {e}') from e
     return path
 
