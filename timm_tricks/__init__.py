@@ -4,8 +4,8 @@
 `timm.create_model('pyconv_resnet50', pretrained=True, features_only=True)` works as for timm's own models.
 """
 from . import models  # noqa: F401  (registers the models)
-from .models import fuse_for_inference
 from ._registry import REFERENCE_MODELS, is_ours, list_models, model_family, resolve_model_name
 from ._version import __version__
 from .errors import CheckpointMismatchError, NoPretrainedWeightsError, TricksError, UnknownModelError
+from .models import fuse_for_inference
 

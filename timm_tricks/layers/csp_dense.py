@@ -12,9 +12,8 @@ no final transition after.
 from typing import Optional, Tuple
 
 import torch
-from torch import nn
-
 from timm.models._manipulate import checkpoint_seq
+from torch import nn
 
 __all__ = ['CrossStagePartial', 'partial_split']
 

@@ -15,8 +15,8 @@ Forward = Callable[[], Any]
 
 def prepare_model(model: nn.Module, setup: ProfileSetup) -> nn.Module:
     """What the batches go through: the model itself (eager, onnxruntime: exported per batch size by `make_forward`),
-    its inference form (fused: `fuse_for_inference`, a copy; the caller's model is left as it is) or `torch.compile(model)`. `model` is in
-    eval mode, on the setup's device and in its memory format."""
+    its inference form (fused: `fuse_for_inference`, a copy; the caller's model is left as it is) or
+    `torch.compile(model)`. `model` is in eval mode, on the setup's device and in its memory format."""
     if setup.runtime == 'fused':
         # folded weights are new tensors: put them in the setup's memory format too
         return fuse_for_inference(model).to(memory_format=memory_format(setup))
