@@ -1,23 +1,21 @@
-"""`timm-tricks` command line: one sub-module per group of commands, each adding its sub-commands."""
+"""`timm-tricks` command line: one sub-module per command."""
 import argparse
 import sys
 from typing import List, Optional
 
 from ..errors import TricksError
-from . import download as download_commands
-from . import export as export_commands
-from . import models as models_commands
-from . import profile as profile_commands
-from . import weights as weights_commands
+from . import convert, download, export, info, profile, push, zoo
+from . import list as list_command
 
-COMMAND_GROUPS = (models_commands, download_commands, profile_commands, weights_commands, export_commands)
+# one module per command, named for it, each with `add_command(subparsers)`
+COMMANDS = (list_command, info, download, profile, zoo, export, convert, push)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='timm-tricks', description=__doc__)
     commands = parser.add_subparsers(dest='command', required=True)
-    for group in COMMAND_GROUPS:
-        group.add_commands(commands)
+    for command in COMMANDS:
+        command.add_command(commands)
     return parser
 
 

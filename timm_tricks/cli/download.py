@@ -17,7 +17,7 @@ from ..weights import load_manifest, origin
 _HUB_FILES = ('model.safetensors', 'pytorch_model.bin')  # what timm loads from a Hub repo, in its order
 
 
-def add_commands(subparsers) -> None:
+def add_command(subparsers) -> None:
     download = subparsers.add_parser(
         'download', help='fetch pretrained weights ahead of time (Hub, else the authors\' original, converted)',
         description="Fetches each tag's weights as `pretrained=True` would: its Hub repo into the Hugging Face "

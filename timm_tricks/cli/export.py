@@ -3,18 +3,18 @@ import argparse
 from pathlib import Path
 
 import timm
-from timm.utils import reparameterize_model
 
 from .._registry import resolve_model_name
 from ..errors import ExportError
 from ..export import DEFORM_CONV_MIN_OPSET, check_onnx, export_onnx
-from .profile import _input_size, _positive_int
+from ..models import fuse_for_inference
+from ._args import input_size, positive_int
 
 # onnxruntime vs torch, max |difference| / max |torch output|: float32 kernels summing in another order stay far below
 CHECK_TOLERANCE = 1e-4
 
 
-def add_commands(subparsers) -> None:
+def add_command(subparsers) -> None:
     export = subparsers.add_parser(
         'export', help='export a model to ONNX and check it in onnxruntime',
         description='Exports the model (eval mode, batch 1) to ONNX with torch\'s TorchScript-based exporter '
@@ -22,13 +22,13 @@ def add_commands(subparsers) -> None:
                     'random inputs and prints the difference to torch\'s output (pip install "timm-tricks[onnx]").')
     export.add_argument('name', help='model name, ours or timm\'s (arch or arch.tag)')
     export.add_argument('out', metavar='OUT.onnx', help='the ONNX file to write (folders are created)')
-    export.add_argument('--opset', type=_positive_int, default=DEFORM_CONV_MIN_OPSET,
+    export.add_argument('--opset', type=positive_int, default=DEFORM_CONV_MIN_OPSET,
                         help=f'ONNX opset (default {DEFORM_CONV_MIN_OPSET}, the first with DeformConv)')
     export.add_argument('--dynamic-batch', action='store_true', help='a free batch dimension (checked at 1 and 2)')
-    export.add_argument('--input-size', type=_input_size, metavar='C,H,W',
+    export.add_argument('--input-size', type=input_size, metavar='C,H,W',
                         help="input size (default the model's pretrained cfg input_size)")
     export.add_argument('--fused', action='store_true',
-                        help='export timm.utils.reparameterize_model(model): BN folded, branches fused')
+                        help='export timm_tricks.fuse_for_inference(model): every BN folded into its conv')
     weights = export.add_mutually_exclusive_group()
     weights.add_argument('--pretrained', action='store_true', help='load the pretrained weights of NAME')
     weights.add_argument('--checkpoint', metavar='STATE_DICT_FILE',
@@ -51,7 +51,7 @@ def _export(args: argparse.Namespace) -> int:
     resolve_model_name(args.name)
     model = _create_model(args).eval()
     if args.fused:
-        model = reparameterize_model(model)
+        model = fuse_for_inference(model)
     input_size = args.input_size or tuple(model.pretrained_cfg['input_size'])
     path = export_onnx(
         model, args.out, input_size=input_size, opset=args.opset, dynamic_batch=args.dynamic_batch)
