@@ -190,7 +190,7 @@ class Measured:
 class FamilyResult:
     family: Family
     measured: List[Measured]
-    compile_s: Optional[float]  # first calls of the compiled path (both batch sizes), None when not compiled
+    compile_s: Optional[float]  # first calls of the compiled path (every batch size), None when not compiled
     authors_warnings: List[str]
 
 
@@ -302,7 +302,8 @@ def write_results(args, results, load_before, load_after, elapsed_s) -> None:
         '',
         f'- Hardware: CPU {cpu_name()} ({cpu_features()}), {os.cpu_count()} logical cores, no GPU used; '
         f'{torch.get_num_threads()} threads for torch and for onnxruntime, OMP_WAIT_POLICY='
-        f'{os.environ.get("OMP_WAIT_POLICY")}. torch {torch.__version__}, torchvision {torchvision.__version__}, '
+        f'{os.environ.get("OMP_WAIT_POLICY")} (the script\'s default, so that waiting threads yield the shared cores '
+        f'as the onnxruntime session\'s do). torch {torch.__version__}, torchvision {torchvision.__version__}, '
         f'timm {timm.__version__}, onnxruntime {onnxruntime.__version__}; timm_tricks at `{ours_version()}`.',
         f'- Load average (1/5/15 min) before: {load_before}; after: {load_after}. {SHARED_MACHINE_NOTE} Other '
         'agents were running tests on this machine at the same time, so it may have been loaded throughout.',
@@ -324,15 +325,22 @@ def write_results(args, results, load_before, load_after, elapsed_s) -> None:
         lines.append(f"| {row['family']} | {row['batch']} | {row['path']} | {row['median_ms']:.1f} | "
                      f"{row['images_per_s']:.1f} | {row['throughput_vs_authors']:.2f}x | "
                      f"{row['throughput_vs_resnet50']:.2f}x | {row['max_rel_diff_vs_authors']} |")
-    lines += ['', *target_lines(args, results), '', '## The authors\' code', '']
+    lines += [
+        '', *target_lines(args, results), '', '## The authors\' code', '',
+        f'Read from `{args.authors_root}` (checkouts of the commits named in the script\'s docstring; never part of '
+        'this repository) and imported as they are: none needed a patch, so the script monkeypatches nothing. '
+        'DCNv2 has no authors\' PyTorch classification model (the paper\'s code is MXNet; detectors use mmcv\'s '
+        'op); its reference is torchvision\'s resnet50 with mmcv-layout DCNv2 layers on torchvision\'s '
+        '`deform_conv2d` kernel, written in the script, with offsets of about a pixel.',
+        '']
     for result in results:
         family = result.family
         warned = '; '.join(result.authors_warnings) or 'none'
         compile_s = '' if result.compile_s is None else (
-            f'; torch.compile of ours took {result.compile_s:.0f} s (both batch sizes; shorter when inductor\'s '
-            'on-disk cache holds the kernels of an earlier run)')
-        lines.append(f'- {family.label}: {family.authors_code}; ran unpatched (no monkeypatch needed with torch '
-                     f'{torch.__version__}); warnings while building it: {warned}{compile_s}.')
+            f'; torch.compile of ours took {result.compile_s:.0f} s (every batch size measured; shorter when '
+            'inductor\'s on-disk cache holds the kernels of an earlier run)')
+        lines.append(f'- {family.label}: {family.authors_code}; ran unpatched with torch {torch.__version__}; '
+                     f'warnings while building it: {warned}{compile_s}.')
     lines.append('')
     write_markdown(args.out, lines)
 

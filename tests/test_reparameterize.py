@@ -31,9 +31,19 @@ def _norms(model: nn.Module):
     return [n for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
+def _trained_like(model: nn.Module) -> nn.Module:
+    """Random BN statistics with gains below 1, as trained residual nets have: random gains above 1 grow the
+    activations block by block (logits ~1e4 in a 34-layer net), where float32 rounding alone reaches 1e-5."""
+    randomize_bn(model)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.weight.data.mul_(0.5)
+    return model.eval()
+
+
 @pytest.mark.parametrize('name', FUSE_MODELS)
 def test_fused_equals_unfused(name):
-    model = randomize_bn(timm.create_model(name, num_classes=10)).eval()
+    model = _trained_like(timm.create_model(name, num_classes=10))
     x = torch.randn(*SIZE, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         want = model(x)
