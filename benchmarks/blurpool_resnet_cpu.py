@@ -13,14 +13,22 @@ import sys
 import warnings
 from pathlib import Path
 
-import torch
 import timm
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
-    SHARED_MACHINE_NOTE, add_timing_args, cpu_name, load_average, set_threads, time_models, write_markdown)
 import timm_tricks  # noqa: F401,E402  (registers the models)
 from timm_tricks.profile._fvcore import FlopCountAnalysis, silence  # noqa: E402
+
+from _common import (  # noqa: E402
+    SHARED_MACHINE_NOTE,
+    add_timing_args,
+    cpu_name,
+    load_average,
+    set_threads,
+    time_models,
+    write_markdown,
+)
 
 # model -> the plain ResNet it is compared with
 MODELS = {

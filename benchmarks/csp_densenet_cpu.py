@@ -19,10 +19,12 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, cpu_name, write_markdown  # noqa: E402
 import timm  # noqa: E402
+
 import timm_tricks  # noqa: E402,F401
 from timm_tricks.models.csp_densenet import ConvNormAct, PeleeStemBlock, TwoWayDenseLayer  # noqa: E402
+
+from _common import ROOT, cpu_name, write_markdown  # noqa: E402
 
 PLAIN_PELEENET_PARAMS = 2_802_248
 

@@ -3,7 +3,8 @@
 Side by side in one process: every repetition runs each configuration once, in a rotating order (A, B, C, D, then
 B, C, D, A, ...), after warm-up, under `torch.inference_mode()`; medians and ratios go to `results/dcn_cpu.md`
 (or `--out`). Configurations: timm `resnet50` NCHW and channels_last, `dcnv2_resnet50` NCHW and channels_last, and
-`dcnv2_resnet50` under CPU autocast bf16 (torchvision's op runs in float32 there; see timm_tricks/layers/deform_conv.py).
+`dcnv2_resnet50` under CPU autocast bf16 (torchvision's op runs in float32 there; see
+timm_tricks/layers/deform_conv.py).
 A torch.profiler pass then reports the share of `torchvision::deform_conv2d` in the DCN model's CPU time.
 The MAC column is fvcore's total at 224 from the specs (dcnv2.md §3, flops_latency.md §3), not measured here.
 
@@ -16,14 +17,14 @@ import os
 import sys
 from pathlib import Path
 
+import timm
 import torch
 import torchvision
-import timm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
-    add_timing_args, cpu_name, interleaved, load_average, set_threads, write_markdown)
 import timm_tricks  # noqa: F401,E402  (registers the models)
+
+from _common import add_timing_args, cpu_name, interleaved, load_average, set_threads, write_markdown  # noqa: E402
 
 # fvcore total at 1x3x224x224 in GMACs, with the conv-equivalent deform_conv2d handle: specs/dcnv2.md §3
 SPEC_GMACS = {'resnet50': 4.1115, 'dcnv2_resnet50': 4.3005}
@@ -114,7 +115,8 @@ def write_report(args, results, share, load_before, load_after):
         '- GPU: none was lent to this task, so no GPU numbers. torchvision registers a CUDA autocast kernel for '
         'deform_conv2d (fp32 compute) and a CUDA kernel; measure there with the same script adapted to `cuda`.',
         '',
-        '| batch | configuration | median ms | ratio to resnet50 (NCHW) | ratio to resnet50, same layout | spec GMACs (fvcore, 224) |',
+        '| batch | configuration | median ms | ratio to resnet50 (NCHW) | ratio to resnet50, same layout '
+        '| spec GMACs (fvcore, 224) |',
         '|---|---|---|---|---|---|',
     ]
     for batch, res in results.items():
@@ -126,7 +128,8 @@ def write_report(args, results, share, load_before, load_after):
     lines += [
         '',
         f'`torchvision::deform_conv2d` (inclusive of the GEMMs it calls) takes {share:.0%} of dcnv2_resnet50\'s '
-        'CPU time at batch 1 (torch.profiler); the 13 deformable layers are 13 of the 53 convolutions (plus their 13 offset predictors) and 35% of the fvcore MACs.',
+        'CPU time at batch 1 (torch.profiler); the 13 deformable layers are 13 of the 53 convolutions (plus their '
+        '13 offset predictors) and 35% of the fvcore MACs.',
         '',
     ]
     write_markdown(args.out, lines)

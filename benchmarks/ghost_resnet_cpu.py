@@ -13,13 +13,21 @@ import os
 import sys
 from pathlib import Path
 
-import torch
 import timm
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
-    SHARED_MACHINE_NOTE, add_timing_args, cpu_name, load_average, set_threads, time_models, write_markdown)
 import timm_tricks  # noqa: F401,E402  (registers the models)
+
+from _common import (  # noqa: E402
+    SHARED_MACHINE_NOTE,
+    add_timing_args,
+    cpu_name,
+    load_average,
+    set_threads,
+    time_models,
+    write_markdown,
+)
 
 # fvcore total at 1x3x224x224 (GMACs): specs/ghost.md §3 and specs/flops_latency.md §3
 SPEC_GMACS = {'resnet50': 4.1115, 'ghost_resnet50': 2.1734, 'ghost_resnet50_s4': 1.2043, 'ghostnet_100': 0.1483}

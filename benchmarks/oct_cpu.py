@@ -30,11 +30,13 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, cpu_name  # noqa: E402
 import timm
+
 import timm_tricks  # noqa: F401  (registers oct_resnet50)
 from timm_tricks.layers import octconv
 from timm_tricks.layers.octconv import OctaveConv2d
+
+from _common import ROOT, cpu_name  # noqa: E402
 
 CL = torch.channels_last
 

@@ -15,7 +15,6 @@ import time
 from functools import partial
 
 import torch
-from _common import SHARED_MACHINE_NOTE, cpu_name, interleaved, load_average  # also puts the repo on sys.path
 from timm.models.resnet import Bottleneck
 from torch import nn
 
@@ -37,6 +36,8 @@ from timm_tricks.layers import (
 from timm_tricks.necks import AsffNeck
 from timm_tricks.profile._fvcore import FlopCountAnalysis, silence
 from timm_tricks.profile.handles import flop_handles
+
+from _common import SHARED_MACHINE_NOTE, cpu_name, interleaved, load_average  # also puts the repo on sys.path
 
 ATTENTION = {'nam': NAM, 'cbam_v1': CbamV1, 'coordatt': CoordAttV1, 'nl_v1': NonLocalV1, 'dyrelu_b': DyReLUB,
              'dyrelu_c': DyReLUC, 'stn': SpatialTransformer}

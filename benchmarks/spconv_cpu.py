@@ -14,14 +14,22 @@ import time
 from functools import partial
 from pathlib import Path
 
+import timm
 import torch
 import torch.fx.experimental.optimization
-import timm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
-    SHARED_MACHINE_NOTE, add_timing_args, cpu_name, interleaved, load_average, set_threads, write_markdown)
 import timm_tricks  # noqa: F401,E402  (registers the models)
+
+from _common import (  # noqa: E402
+    SHARED_MACHINE_NOTE,
+    add_timing_args,
+    cpu_name,
+    interleaved,
+    load_average,
+    set_threads,
+    write_markdown,
+)
 
 
 def _randomize_bn(model: torch.nn.Module) -> torch.nn.Module:
