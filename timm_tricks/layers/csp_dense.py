@@ -12,7 +12,7 @@ no final transition after.
 from typing import Optional, Tuple
 
 import torch
-from timm.models._manipulate import checkpoint_seq
+from timm.models import checkpoint_seq
 from torch import nn
 
 __all__ = ['CrossStagePartial', 'partial_split']

@@ -8,9 +8,7 @@ import timm
 import torch
 from huggingface_hub.errors import LocalEntryNotFoundError, RemoteEntryNotFoundError, RepositoryNotFoundError
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.models import build_model_with_cfg
-from timm.models._builder import resolve_pretrained_cfg
-from timm.models._pretrained import PretrainedCfg
+from timm.models import PretrainedCfg, build_model_with_cfg, resolve_pretrained_cfg
 from torch import nn
 
 from ..errors import NoPretrainedWeightsError
