@@ -9,7 +9,7 @@ warm-up, under `torch.inference_mode()`, fp32, NCHW; medians. The paths:
 
 * authors: their model, eager;
 * ours eager: `timm.create_model(name)` with the copied weights;
-* ours fused: `model.reparameterize()` of a copy (every BatchNorm folded; SPConv / PyConv / Oct fusions);
+* ours fused: `timm_tricks.fuse_for_inference(model)` (a copy: every BatchNorm folded, channels_last weights);
 * ours compiled: `torch.compile(fused, dynamic=False)` (compiled per batch size before timing; `--no-compile` skips);
 * ours onnxruntime: the fused model exported with `timm_tricks.export.export_onnx` (opset 19, dynamic batch), run by
   an onnxruntime CPU session with as many intra-op threads as torch;
@@ -38,7 +38,6 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
 # isort: split
 import argparse
-import copy
 import importlib
 import subprocess
 import sys
@@ -72,6 +71,7 @@ from _common import (  # noqa: E402
 # after _common, which puts the checkout on sys.path
 # isort: split
 import timm_tricks  # noqa: F401,E402  (registers the models)
+from timm_tricks import fuse_for_inference  # noqa: E402
 from timm_tricks.export import export_onnx  # noqa: E402
 from timm_tricks.models import blurpool_resnet, dcn_resnet, oct_resnet, pyconv_resnet, spconv_resnet  # noqa: E402
 
@@ -200,7 +200,7 @@ def onnxruntime_forward(session, x: torch.Tensor) -> torch.Tensor:
 
 def bench_family(family: Family, args, resnet50: nn.Module, tmp: Path) -> FamilyResult:
     authors, ours, authors_warnings = build_pair(family, args.authors_root)
-    fused = copy.deepcopy(ours).reparameterize()
+    fused = fuse_for_inference(ours)  # the package's inference path: a copy, BN folded, channels_last weights
     paths: Dict[str, Callable] = {AUTHORS: authors, EAGER: ours, FUSED: fused}
     compile_s = None
     if args.compile:
@@ -314,7 +314,8 @@ def write_results(args, results, load_before, load_after, elapsed_s) -> None:
         '- Weights: the authors\' model with randomised BatchNorm statistics and affine parameters, copied into ours '
         'by our `checkpoint_filter_fn`; every path of ours is checked against the authors\' logits at each batch '
         f'(max |difference| / max |logit| <= {args.tolerance:g}; the values are in the table). resnet50: random.',
-        '- Paths: fused = `model.reparameterize()` (BatchNorm folded, SPConv / PyConv / Oct fusions); compiled = '
+        '- Paths: fused = `timm_tricks.fuse_for_inference(model)` (a copy: every BatchNorm folded, weights in '
+        'channels_last; the input stays NCHW); compiled = '
         '`torch.compile(fused, dynamic=False)`; onnxruntime = the fused model exported by '
         '`timm_tricks.export.export_onnx` (opset 19, dynamic batch), CPUExecutionProvider, threads not spinning.',
         '',
