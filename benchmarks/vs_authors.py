@@ -247,11 +247,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parser.parse_args(argv)
     set_threads(args.threads)
 
-    start, load_before = time.time(), load_average()
+    start, load_before, busy = time.time(), load_average(), os.getloadavg()[0] >= 1.
     resnet50 = timm.create_model('resnet50').eval()
     with tempfile.TemporaryDirectory(prefix='vs_authors_') as tmp:
         results = [bench_family(FAMILIES[name], args, resnet50, Path(tmp)) for name in args.families]
-    write_results(args, results, load_before, load_average(), time.time() - start)
+    write_results(args, results, load_before, load_average(), busy, time.time() - start)
 
 
 def cpu_features() -> str:
@@ -277,7 +277,7 @@ def _ratios(ms: Dict[str, float], name: str):
     return ms[AUTHORS] / ms[name], ms[RESNET50] / ms[name]
 
 
-def write_results(args, results, load_before, load_after, elapsed_s) -> None:
+def write_results(args, results, load_before, load_after, busy: bool, elapsed_s) -> None:
     import onnxruntime
     command = (f'python benchmarks/vs_authors.py --authors-root {args.authors_root} --reps {args.reps} '
                f'--warmup {args.warmup} --threads {args.threads} --batch {" ".join(map(str, args.batch))}'
@@ -305,8 +305,10 @@ def write_results(args, results, load_before, load_after, elapsed_s) -> None:
         f'{os.environ.get("OMP_WAIT_POLICY")} (the script\'s default, so that waiting threads yield the shared cores '
         f'as the onnxruntime session\'s do). torch {torch.__version__}, torchvision {torchvision.__version__}, '
         f'timm {timm.__version__}, onnxruntime {onnxruntime.__version__}; timm_tricks at `{ours_version()}`.',
-        f'- Load average (1/5/15 min) before: {load_before}; after: {load_after}. {SHARED_MACHINE_NOTE} Other '
-        'agents were running tests on this machine at the same time, so it may have been loaded throughout.',
+        f'- Load average (1/5/15 min) before: {load_before}; after: {load_after}. '
+        + (SHARED_MACHINE_NOTE if busy else
+           'The machine was otherwise idle when this started (others may share it): ratios come from the same '
+           'repetitions, absolute times may still be disturbed.'),
         '- Method: per family, every path runs once per repetition in a rotating order (authors, ours eager, ours '
         f'fused, ours compiled, ours onnxruntime, resnet50; then shifted by one), {args.warmup} warm-up run(s) each, '
         f'{args.reps} repetitions, medians, `torch.inference_mode()`. Ratios are throughput ratios (> 1: faster '
