@@ -104,10 +104,10 @@ def aa_shortcut(
         device=None,
         dtype=None,
 ) -> nn.Module:
-    """Anti-aliased projection: `aa` (Identity at stride 1), then 1x1 conv + norm (`downsample.0/.1/.2`)."""
-    dd = dict(device=device, dtype=dtype)
-    aa = create_aa(aa_layer, in_chs, stride=stride, **dd) if stride > 1 else nn.Identity()
-    return nn.Sequential(aa, nn.Conv2d(in_chs, out_chs, 1, bias=False, **dd), norm_layer(out_chs, **dd))
+    """Anti-aliased projection: `aa` (Identity at stride 1), then `conv_shortcut` at stride 1
+    (`downsample.0/.1/.2`)."""
+    aa = create_aa(aa_layer, in_chs, stride=stride, device=device, dtype=dtype) if stride > 1 else nn.Identity()
+    return nn.Sequential(aa, *conv_shortcut(in_chs, out_chs, 1, norm_layer, device=device, dtype=dtype))
 
 
 @torch.no_grad()

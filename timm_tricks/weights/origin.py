@@ -31,11 +31,8 @@ from typing import Any, Callable, Dict, Optional, Union
 from urllib.parse import urlsplit, urlunsplit
 
 import filelock
-import gdown
-import requests
 import safetensors.torch
 import torch
-from gdown.exceptions import DownloadError, FileURLRetrievalError
 from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import GatedRepoError, RemoteEntryNotFoundError, RepositoryNotFoundError
 
@@ -170,6 +167,10 @@ def download(url: str, dest: PathLike, progress: bool = True) -> None:
     Google Drive links go through gdown's confirm-page handling; share links become direct downloads
     (`direct_download_url`). Every failure is a WeightsDownloadError naming the URL; nothing is left at `dest`.
     """
+    # imported here, not at `import timm_tricks` (~0.1 s): only a download needs them
+    import requests
+    from gdown.exceptions import DownloadError, FileURLRetrievalError
+
     fetch_url = direct_download_url(url)
     dest = Path(dest)
     try:
@@ -194,6 +195,8 @@ def download(url: str, dest: PathLike, progress: bool = True) -> None:
 
 
 def _gdown(url: str, dest: Path, progress: bool) -> None:
+    import gdown
+
     try:
         gdown.download(url, str(dest), quiet=not progress, use_cookies=False, timeout=_TIMEOUT_S)
     except BaseException:  # gdown keeps partial `<dest><random>.part` files for resuming: we start afresh
