@@ -38,19 +38,9 @@ from ._checkpoint import filter_checkpoint, unwrap_state_dict
 from ._contract import STAGE_NAMES
 from ._resnet import Bottleneck, PluggableResNet
 
-__all__ = ['deform_conv3x3', 'checkpoint_filter_fn']
+__all__ = ['checkpoint_filter_fn']
 
 DEFAULT_DCN_STAGES = (2, 3, 4)  # layer2-layer4 = c3-c5
-
-
-def deform_conv3x3(
-        in_chs: int, out_chs: int, stride: int = 1, dilation: int = 1, groups: int = 1, deform_groups: int = 1,
-        device=None, dtype=None,
-) -> ModulatedDeformConv2d:
-    """The block's 3x3 as DCNv2 (mmdet's `DCNv2` conv: same stride, padding and dilation as the plain 3x3)."""
-    return ModulatedDeformConv2d(
-        in_chs, out_chs, 3, stride=stride, padding=dilation, dilation=dilation, groups=groups,
-        deform_groups=deform_groups, device=device, dtype=dtype)
 
 
 def _dcn_layers(model: nn.Module) -> Dict[str, ModulatedDeformConv2d]:
@@ -108,7 +98,8 @@ def _create_dcn_resnet(
     if any(s not in (1, 2, 3, 4) for s in dcn_stages):
         raise ValueError(
             f'dcn_stages must hold stage numbers 1-4 (layer1-layer4; c3-c5 = (2, 3, 4)), got {dcn_stages}')
-    dcn = partial(deform_conv3x3, deform_groups=deform_groups)
+    # the block's 3x3 as DCNv2 (mmdet's `DCNv2` conv): the layer's default padding is the plain 3x3's, dilation x 1
+    dcn = partial(ModulatedDeformConv2d, kernel_size=3, deform_groups=deform_groups)
     model_args = dict(
         block=Bottleneck,
         layers=layers,
