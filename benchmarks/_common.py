@@ -1,7 +1,5 @@
-"""Helpers shared by the CPU benchmark scripts (imported as `_common` from the scripts' own directory).
-
-Importing it puts the repository root on `sys.path`, so the scripts run from a checkout without installing.
-"""
+"""Helpers shared by the CPU benchmark scripts (`import _common as common` from the scripts' own directory; the
+scripts time the installed package, `pip install -e .`)."""
 import argparse
 import csv
 import os
@@ -14,11 +12,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Sequence
 
+import timm
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 SHARED_MACHINE_NOTE = (
     'The machine was shared with other jobs while this ran, so absolute times are inflated and noisy; the ratios '
@@ -79,10 +76,30 @@ def interleaved(
     return [{n: statistics.median(t) * 1e3 for n, t in store.items()} for store in times]
 
 
-def time_models(models: Dict[str, torch.nn.Module], batch: int, size: int, warmup: int, reps: int) -> Dict[str, float]:
-    """`interleaved` wall-clock medians (ms) of each model on one random batch."""
-    x = torch.randn(batch, 3, size, size)
-    return interleaved({n: partial(m, x) for n, m in models.items()}, warmup, reps)[0]
+def time_models(models: Dict[str, torch.nn.Module], args: argparse.Namespace) -> Dict[int, Dict[str, float]]:
+    """`interleaved` wall-clock medians (ms) of each model on one random batch, for each `--batch` (printed as each
+    batch finishes)."""
+    results = {}
+    for batch in args.batch:
+        x = torch.randn(batch, 3, args.size, args.size)
+        results[batch] = interleaved({n: partial(m, x) for n, m in models.items()}, args.warmup, args.reps)[0]
+        print(f'batch {batch}: ' + ', '.join(f'{n} {t:.1f} ms' for n, t in results[batch].items()), flush=True)
+    return results
+
+
+def report_header(args: argparse.Namespace, setup: str) -> List[str]:
+    """The command, machine and timing method lines of a report (markdown line breaks at their ends)."""
+    return [
+        f'Command: `python benchmarks/{Path(sys.argv[0]).name} {" ".join(sys.argv[1:])}`'.rstrip() + '  ',
+        f'CPU: {cpu_name()}, {os.cpu_count()} logical cores, torch {torch.__version__}, timm {timm.__version__}, '
+        f'{torch.get_num_threads()} threads, input {args.size}x{args.size}, median of {args.reps} interleaved '
+        f'repetitions after {args.warmup} warm-up runs, `torch.inference_mode()`, {setup}.  ',
+    ]
+
+
+def load_line(before: str) -> str:
+    """The report line with the load average before the timing (`before`) and now."""
+    return f'Load average (1/5/15 min) before: {before}, after: {load_average()}. {SHARED_MACHINE_NOTE}'
 
 
 def max_rel_diff(actual: torch.Tensor, expected: torch.Tensor) -> float:

@@ -8,27 +8,15 @@ same depth and the fvcore MACs go to `results/blurpool_resnet_cpu.md` (or `--out
     python benchmarks/blurpool_resnet_cpu.py --reps 5 --batch 1 # quicker look
 """
 import argparse
-import os
-import sys
 import warnings
-from pathlib import Path
 
 import timm
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import timm_tricks  # noqa: F401,E402  (registers the models)
-from timm_tricks.profile._fvcore import FlopCountAnalysis, silence  # noqa: E402
+import timm_tricks  # noqa: F401  (registers the models)
+from timm_tricks.profile._fvcore import FlopCountAnalysis, silence
 
-from _common import (  # noqa: E402
-    SHARED_MACHINE_NOTE,
-    add_timing_args,
-    cpu_name,
-    load_average,
-    set_threads,
-    time_models,
-    write_markdown,
-)
+import _common as common
 
 # model -> the plain ResNet it is compared with
 MODELS = {
@@ -49,28 +37,21 @@ def _macs(model: torch.nn.Module, size: int) -> float:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    add_timing_args(parser, reps=9, warmup=2, out_name='blurpool_resnet_cpu.md')
+    common.add_timing_args(parser, reps=9, warmup=2, out_name='blurpool_resnet_cpu.md')
     args = parser.parse_args()
-    set_threads(args.threads)
+    common.set_threads(args.threads)
 
     torch.manual_seed(0)
     models = {n: timm.create_model(n).eval() for n in MODELS}
     macs = {n: _macs(m, args.size) for n, m in models.items()}
-    load_before = load_average()
-    results = {}
-    for batch in args.batch:
-        results[batch] = time_models(models, batch, args.size, args.warmup, args.reps)
-        print(f'batch {batch}: ' + ', '.join(f'{n} {t:.1f} ms' for n, t in results[batch].items()), flush=True)
-    load_after = load_average()
+    load_before = common.load_average()
+    results = common.time_models(models, args)
 
     lines = [
         '# BlurPool-ResNet CPU latency',
         '',
-        f'Command: `python benchmarks/blurpool_resnet_cpu.py {" ".join(sys.argv[1:])}`'.rstrip() + '  ',
-        f'CPU: {cpu_name()}, {os.cpu_count()} logical cores, torch {torch.__version__}, timm {timm.__version__}, '
-        f'{torch.get_num_threads()} threads, input {args.size}x{args.size}, median of {args.reps} interleaved '
-        f'repetitions after {args.warmup} warm-up runs, `torch.inference_mode()`, fp32, NCHW.  ',
-        f'Load average (1/5/15 min) before: {load_before}, after: {load_after}. {SHARED_MACHINE_NOTE}',
+        *common.report_header(args, 'fp32, NCHW'),
+        common.load_line(load_before),
         '',
     ]
     for batch, res in results.items():
@@ -85,7 +66,7 @@ def main():
         'anti-aliased ResNet-50 (a different function, see docs/blurpool_resnet.md), listed for reference.',
         '',
     ]
-    write_markdown(args.out, lines)
+    common.write_markdown(args.out, lines)
 
 
 if __name__ == '__main__':

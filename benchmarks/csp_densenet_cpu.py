@@ -11,20 +11,16 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
+import timm
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import timm  # noqa: E402
+import timm_tricks  # noqa: F401
+from timm_tricks.models.csp_densenet import ConvNormAct, PeleeStemBlock, TwoWayDenseLayer
 
-import timm_tricks  # noqa: E402,F401
-from timm_tricks.models.csp_densenet import ConvNormAct, PeleeStemBlock, TwoWayDenseLayer  # noqa: E402
-
-from _common import ROOT, cpu_name, write_markdown  # noqa: E402
+import _common as common
 
 PLAIN_PELEENET_PARAMS = 2_802_248
 
@@ -70,7 +66,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--reps', type=int, default=7)
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
-    parser.add_argument('--out', default=str(ROOT / 'results' / 'csp_densenet_cpu.md'))
+    parser.add_argument('--out', default=str(common.ROOT / 'results' / 'csp_densenet_cpu.md'))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -98,7 +94,7 @@ def main():
         '',
         f'Produced by `python benchmarks/csp_densenet_cpu.py --reps {args.reps} --threads {args.threads}`.',
         '',
-        f'- CPU: {cpu_name()}, {torch.get_num_threads()} torch threads ({os.cpu_count()} cores visible)',
+        f'- CPU: {common.cpu_name()}, {torch.get_num_threads()} torch threads ({os.cpu_count()} cores visible)',
         f'- torch {torch.__version__}, timm {timm.__version__}, Python {platform.python_version()}',
         '- 224x224, eval, `torch.inference_mode()`, 2 warm-up runs, '
         f'median of {args.reps} interleaved runs (A, B, A, B, ...)',
@@ -116,7 +112,7 @@ def main():
         'cspdensenet201 4.082 G vs densenet201 4.341 G (0.940); csppeleenet 0.444 G vs PeleeNet 0.514 G (0.865).',
         '',
     ]
-    write_markdown(args.out, lines)
+    common.write_markdown(args.out, lines)
 
 
 if __name__ == '__main__':

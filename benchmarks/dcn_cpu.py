@@ -14,17 +14,14 @@ The MAC column is fvcore's total at 224 from the specs (dcnv2.md §3, flops_late
 import argparse
 import contextlib
 import os
-import sys
-from pathlib import Path
 
 import timm
 import torch
 import torchvision
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import timm_tricks  # noqa: F401,E402  (registers the models)
+import timm_tricks  # noqa: F401  (registers the models)
 
-from _common import add_timing_args, cpu_name, interleaved, load_average, set_threads, write_markdown  # noqa: E402
+import _common as common
 
 # fvcore total at 1x3x224x224 in GMACs, with the conv-equivalent deform_conv2d handle: specs/dcnv2.md §3
 SPEC_GMACS = {'resnet50': 4.1115, 'dcnv2_resnet50': 4.3005}
@@ -66,22 +63,22 @@ def deform_share(model, size: int) -> float:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    add_timing_args(parser, reps=7, warmup=2, out_name='dcn_cpu.md')
+    common.add_timing_args(parser, reps=7, warmup=2, out_name='dcn_cpu.md')
     args = parser.parse_args()
-    set_threads(args.threads)
+    common.set_threads(args.threads)
 
     torch.manual_seed(0)
     # one instance per model and layout, so the channels_last conversion does not leak into the NCHW runs
     models = {n: timm.create_model(n).eval() for n in ('resnet50', 'dcnv2_resnet50')}
     cl_models = {n: timm.create_model(n).eval() for n in models}
-    load_before = load_average()
+    load_before = common.load_average()
     results = {}
     for batch in args.batch:
         results[batch] = _bench_all(models, cl_models, batch, args)
         print(f'batch {batch}: ' + ', '.join(f'{n} {t:.1f} ms' for n, t in results[batch].items()), flush=True)
     share = deform_share(models['dcnv2_resnet50'], args.size)
     print(f'deform_conv2d share of dcnv2_resnet50 CPU time (batch 1): {share:.1%}', flush=True)
-    load_after = load_average()
+    load_after = common.load_average()
     write_report(args, results, share, load_before, load_after)
 
 
@@ -91,7 +88,7 @@ def _bench_all(models, cl_models, batch, args):
     for label, (name, cl, amp) in CONFIGS.items():
         model = cl_models[name] if cl else models[name]
         runners[label] = _runner(model, cl, amp, x)
-    return interleaved(runners, args.warmup, args.reps)[0]
+    return common.interleaved(runners, args.warmup, args.reps)[0]
 
 
 def write_report(args, results, share, load_before, load_after):
@@ -101,7 +98,7 @@ def write_report(args, results, share, load_before, load_after):
         f'`python benchmarks/dcn_cpu.py --reps {args.reps} --warmup {args.warmup}'
         + (f' --threads {args.threads}' if args.threads else '') + f'` (input {args.size}x{args.size}).',
         '',
-        f'- CPU: {cpu_name()}, {os.cpu_count()} logical cores; torch {torch.__version__}, '
+        f'- CPU: {common.cpu_name()}, {os.cpu_count()} logical cores; torch {torch.__version__}, '
         f'torchvision {torchvision.__version__}, timm {timm.__version__}; {torch.get_num_threads()} torch threads.',
         f'- Load average (1/5/15 min) before: {load_before}; after: {load_after}. **The machine was shared with '
         'other engineers\' jobs while this ran: absolute times are inflated and noisy; the ratios (same run, '
@@ -132,7 +129,7 @@ def write_report(args, results, share, load_before, load_after):
         '13 offset predictors) and 35% of the fvcore MACs.',
         '',
     ]
-    write_markdown(args.out, lines)
+    common.write_markdown(args.out, lines)
 
 
 if __name__ == '__main__':

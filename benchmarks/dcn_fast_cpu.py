@@ -13,32 +13,19 @@ Medians and ratios go to `results/dcn_fast_cpu.md` (or `--out`).
 import argparse
 import contextlib
 import os
-import sys
 import time
 from functools import partial
-from pathlib import Path
 
 import timm
 import torch
 import torch.nn.functional as F
 import torchvision
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
-    SHARED_MACHINE_NOTE,
-    add_timing_args,
-    cpu_name,
-    interleaved,
-    load_average,
-    set_threads,
-    write_markdown,
-)
+import timm_tricks  # noqa: F401  (registers the models)
+from timm_tricks.layers import deform_conv
+from timm_tricks.layers.deform_conv_cpu import deform_conv2d_cpu
 
-# after _common, which puts the checkout on sys.path
-# isort: split
-import timm_tricks  # noqa: F401,E402  (registers the models)
-from timm_tricks.layers import deform_conv  # noqa: E402
-from timm_tricks.layers.deform_conv_cpu import deform_conv2d_cpu  # noqa: E402
+import _common as common
 
 # channels and output size of the deformable conv2 of R-50's layer2 / layer3 / layer4 at 224 (stride-1 blocks)
 LAYER_SHAPES = {'layer2': (128, 28), 'layer3': (256, 14), 'layer4': (512, 7)}
@@ -88,7 +75,7 @@ def bench_models(args):
         'dcnv2_resnet50, tensor-op DCN (ours)': partial(dcn, x),
         'dcnv2_resnet50, torchvision kernel': partial(_with_torchvision_kernel, dcn, x),
     }
-    wall, cpu = interleaved(runs, args.warmup, args.reps, clocks=(time.perf_counter, time.process_time))
+    wall, cpu = common.interleaved(runs, args.warmup, args.reps, clocks=(time.perf_counter, time.process_time))
     return wall, cpu, rel
 
 
@@ -101,7 +88,7 @@ def bench_layers(args):
         offset = torch.randn(n, 18, size, size)
         mask = torch.rand(n, 9, size, size)
         common = (x, weight, offset, mask, None, (1, 1), (1, 1), (1, 1), 1, 1)
-        results[name] = interleaved({
+        results[name] = common.interleaved({
             'ours': partial(deform_conv2d_cpu, *common),
             'torchvision': partial(_torchvision_kernel, *common),
             'conv 3x3': partial(F.conv2d, x, weight, padding=1),
@@ -111,17 +98,17 @@ def bench_layers(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    add_timing_args(parser, reps=5, warmup=2, out_name='dcn_fast_cpu.md')
+    common.add_timing_args(parser, reps=5, warmup=2, out_name='dcn_fast_cpu.md')
     parser.set_defaults(batch=[8], threads=2)
     parser.add_argument('--append', action='store_true', help='append to --out (e.g. a run at another thread count)')
     args = parser.parse_args()
-    set_threads(args.threads)
-    load_before = load_average()
+    common.set_threads(args.threads)
+    load_before = common.load_average()
     models, models_cpu, rel = bench_models(args)
     print(', '.join(f'{n} {t:.1f} ms' for n, t in models.items()), flush=True)
     layers = bench_layers(args)
     print(layers, flush=True)
-    write_report(args, models, models_cpu, rel, layers, load_before, load_average())
+    write_report(args, models, models_cpu, rel, layers, load_before, common.load_average())
 
 
 def write_report(args, models, models_cpu, rel, layers, load_before, load_after):
@@ -133,9 +120,9 @@ def write_report(args, models, models_cpu, rel, layers, load_before, load_after)
         f'`python benchmarks/dcn_fast_cpu.py --reps {args.reps} --warmup {args.warmup} --threads {args.threads}` '
         f'(batch {batch}, input {args.size}x{args.size}, fp32, eager, NCHW).',
         '',
-        f'- CPU: {cpu_name()}, {os.cpu_count()} logical cores; torch {torch.__version__}, '
+        f'- CPU: {common.cpu_name()}, {os.cpu_count()} logical cores; torch {torch.__version__}, '
         f'torchvision {torchvision.__version__}, timm {timm.__version__}; {torch.get_num_threads()} torch threads.',
-        f'- Load average (1/5/15 min) before: {load_before}; after: {load_after}. {SHARED_MACHINE_NOTE}',
+        f'- Load average (1/5/15 min) before: {load_before}; after: {load_after}. {common.SHARED_MACHINE_NOTE}',
         '- Method: each repetition runs every configuration once in a rotating order, after warm-up, under '
         '`torch.inference_mode()`; medians. Random weights; DCN offsets of about a pixel.',
         f'- The two DCN paths give the same logits: max |difference| / max |logit| = {rel:.1e}.',
@@ -166,7 +153,7 @@ def write_report(args, models, models_cpu, rel, layers, load_before, load_after)
             f"{res['conv 3x3']:.1f} | {res['ours'] / res['conv 3x3']:.2f} | "
             f"{res['torchvision'] / res['ours']:.2f}x |")
     lines.append('')
-    write_markdown(args.out, lines, append=args.append)
+    common.write_markdown(args.out, lines, append=args.append)
 
 
 if __name__ == '__main__':

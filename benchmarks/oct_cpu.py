@@ -26,17 +26,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+import timm
 import torch
 import torch.nn.functional as F
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import timm
 
 import timm_tricks  # noqa: F401  (registers oct_resnet50)
 from timm_tricks.layers import octconv
 from timm_tricks.layers.octconv import OctaveConv2d
 
-from _common import ROOT, cpu_name  # noqa: E402
+import _common as common
 
 CL = torch.channels_last
 
@@ -150,7 +148,7 @@ def ablation(reps: Dict[int, int]) -> None:
 def main(argv: Optional[List[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--quick', action='store_true', help='few repetitions (smoke test)')
-    ap.add_argument('--out', default=str(ROOT / 'results' / 'oct_cpu.md'))
+    ap.add_argument('--out', default=str(common.ROOT / 'results' / 'oct_cpu.md'))
     ap.add_argument('--ab', action='store_true',
                     help='only the NCHW ablations, single-threaded CPU time, 40 / 10 repetitions, printed (~2 min)')
     args = ap.parse_args(argv)
@@ -189,7 +187,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         '# OctResNet-50 vs ResNet-50, CPU inference latency',
         '',
         f'Command: `python benchmarks/oct_cpu.py{" --quick" if args.quick else ""}` ({elapsed / 60:.1f} min). '
-        f'CPU: {cpu_name()}, {os.cpu_count()} logical cores; torch {torch.__version__}, timm {timm.__version__}, '
+        f'CPU: {common.cpu_name()}, {os.cpu_count()} logical cores; torch {torch.__version__}, '
+        f'timm {timm.__version__}, '
         f'Python {platform.python_version()}; wall clock with {default_threads} threads, CPU time single-threaded. '
         f'224x224, float32, eval, `torch.inference_mode()`, medians of {reps[1]} (batch 1) / {reps[8]} (batch 8) '
         f'interleaved repetitions after {warmup} warm-up rounds.',

@@ -10,7 +10,6 @@ onnxruntime gets the same number of intra-op threads as torch. Results go to `re
 """
 import argparse
 import os
-import sys
 import tempfile
 from functools import partial
 from pathlib import Path
@@ -19,21 +18,10 @@ import onnxruntime
 import timm
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
-    SHARED_MACHINE_NOTE,
-    add_timing_args,
-    cpu_name,
-    interleaved,
-    load_average,
-    set_threads,
-    write_markdown,
-)
+import timm_tricks  # noqa: F401  (registers the models)
+from timm_tricks.export import check_onnx, export_onnx
 
-# after _common, which puts the checkout on sys.path
-# isort: split
-import timm_tricks  # noqa: F401,E402  (registers the models)
-from timm_tricks.export import check_onnx, export_onnx  # noqa: E402
+import _common as common
 
 REPRESENTATIVES = [
     'pyconv_resnet50', 'spconv_resnet50', 'oct_resnet50', 'blurpool_resnet50', 'dcnv2_resnet50', 'ghost_resnet50',
@@ -54,7 +42,7 @@ def bench_model(name, args, tmp):
     options.add_session_config_entry('session.intra_op.allow_spinning', '0')
     session = onnxruntime.InferenceSession(str(path), options, providers=['CPUExecutionProvider'])
     x = torch.randn(batch, *size)
-    times = interleaved({
+    times = common.interleaved({
         'torch': partial(model, x),
         'onnxruntime': partial(session.run, None, {'input': x.numpy()}),
     }, args.warmup, args.reps)[0]
@@ -63,13 +51,13 @@ def bench_model(name, args, tmp):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    add_timing_args(parser, reps=5, warmup=1, out_name='onnx_cpu.md')
+    common.add_timing_args(parser, reps=5, warmup=1, out_name='onnx_cpu.md')
     parser.add_argument('--models', nargs='+', default=REPRESENTATIVES)
     parser.set_defaults(batch=[8], threads=2)
     parser.add_argument('--append', action='store_true', help='append to --out (e.g. a run at another thread count)')
     args = parser.parse_args()
-    set_threads(args.threads)
-    load_before = load_average()
+    common.set_threads(args.threads)
+    load_before = common.load_average()
     results = {}
     with tempfile.TemporaryDirectory(prefix='onnx_cpu_') as tmp:
         for name in args.models:
@@ -77,7 +65,7 @@ def main():
             times, rel = results[name]
             print(f"{name}: torch {times['torch']:.1f} ms, onnxruntime {times['onnxruntime']:.1f} ms, "
                   f'rel diff {rel:.1e}', flush=True)
-    write_report(args, results, load_before, load_average())
+    write_report(args, results, load_before, common.load_average())
 
 
 def write_report(args, results, load_before, load_after):
@@ -88,9 +76,9 @@ def write_report(args, results, load_before, load_after):
         f'`python benchmarks/onnx_cpu.py --reps {args.reps} --warmup {args.warmup} --threads {args.threads}` '
         f'(batch {batch}, input {args.size}x{args.size}, fp32).',
         '',
-        f'- CPU: {cpu_name()}, {os.cpu_count()} logical cores; torch {torch.__version__}, onnxruntime '
+        f'- CPU: {common.cpu_name()}, {os.cpu_count()} logical cores; torch {torch.__version__}, onnxruntime '
         f'{onnxruntime.__version__}, timm {timm.__version__}; {torch.get_num_threads()} threads for both.',
-        f'- Load average (1/5/15 min) before: {load_before}; after: {load_after}. {SHARED_MACHINE_NOTE}',
+        f'- Load average (1/5/15 min) before: {load_before}; after: {load_after}. {common.SHARED_MACHINE_NOTE}',
         '- Method: ONNX opset 19 from `timm_tricks.export.export_onnx` (TorchScript exporter; DCN as DeformConv), '
         'onnxruntime CPUExecutionProvider with default graph optimisations; torch eager fp32 NCHW, unfused; each '
         'repetition runs both once, alternating, after warm-up; medians. Random weights.',
@@ -102,7 +90,7 @@ def write_report(args, results, load_before, load_after):
         lines.append(f"| {name} | {times['torch']:.1f} | {times['onnxruntime']:.1f} | "
                      f"{times['torch'] / times['onnxruntime']:.2f}x | {rel:.1e} |")
     lines.append('')
-    write_markdown(args.out, lines, append=args.append)
+    common.write_markdown(args.out, lines, append=args.append)
 
 
 if __name__ == '__main__':

@@ -37,7 +37,7 @@ from timm_tricks.necks import AsffNeck
 from timm_tricks.profile._fvcore import FlopCountAnalysis, silence
 from timm_tricks.profile.handles import flop_handles
 
-from _common import SHARED_MACHINE_NOTE, cpu_name, interleaved, load_average  # also puts the repo on sys.path
+import _common as common
 
 ATTENTION = {'nam': NAM, 'cbam_v1': CbamV1, 'coordatt': CoordAttV1, 'nl_v1': NonLocalV1, 'dyrelu_b': DyReLUB,
              'dyrelu_c': DyReLUC, 'stn': SpatialTransformer}
@@ -94,9 +94,10 @@ def main():
     for name, layer, inp, block, _ in rows:
         layer.eval()
         runs[name] = partial(block.eval(), x) if block is not None else partial(layer, inp)
-    times = interleaved(runs, args.warmup, args.reps, clocks=(time.thread_time,))[0]
+    times = common.interleaved(runs, args.warmup, args.reps, clocks=(time.thread_time,))[0]
 
-    print(f'CPU: {cpu_name()}, 1 thread, torch {torch.__version__}, load {load_average()}; {SHARED_MACHINE_NOTE}')
+    print(f'CPU: {common.cpu_name()}, 1 thread, torch {torch.__version__}, load {common.load_average()}; '
+          f'{common.SHARED_MACHINE_NOTE}')
     print(f'plain Bottleneck(256, 64) @56: {n_params(plain):,} params, {macs(plain.eval(), x) / 1e6:.1f} M MACs, '
           f'{times["plain"]:.2f} ms')
     print('| plug-in | params (at) | plug-in MMACs | ms (block with it, or alone) | x plain block |')

@@ -8,28 +8,18 @@ B, C, ..., A), after warm-up, under `torch.inference_mode()`; the medians and th
     python benchmarks/spconv_cpu.py --reps 5 --batch 1    # quicker look
 """
 import argparse
-import os
-import sys
 import time
 from functools import partial
-from pathlib import Path
 
 import timm
 import torch
 import torch.fx.experimental.optimization
+from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import timm_tricks  # noqa: F401,E402  (registers the models)
+import timm_tricks  # noqa: F401  (registers the models)
+from timm_tricks.layers import SPConv2d
 
-from _common import (  # noqa: E402
-    SHARED_MACHINE_NOTE,
-    add_timing_args,
-    cpu_name,
-    interleaved,
-    load_average,
-    set_threads,
-    write_markdown,
-)
+import _common as common
 
 
 def _randomize_bn(model: torch.nn.Module) -> torch.nn.Module:
@@ -43,6 +33,16 @@ def _randomize_bn(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+@torch.no_grad()
+def reparameterize(model: nn.Module, merge: str) -> nn.Module:
+    """The model's `reparameterize()` with `merge` chosen for every SPConv (`SPConv2d.fuse(norm, merge=...)`)."""
+    for block in model.modules():
+        if isinstance(getattr(block, 'conv2', None), SPConv2d):
+            block.conv2, block.bn2 = block.conv2.fuse(block.bn2, merge=merge), nn.Identity()
+    model.reparameterize()
+    return model
+
+
 def build_models(arch: str, merges):
     torch.manual_seed(0)
     base = _randomize_bn(timm.create_model(arch, zero_init_last=False)).eval()
@@ -50,7 +50,7 @@ def build_models(arch: str, merges):
     for merge in merges:
         fused = _randomize_bn(timm.create_model(arch, zero_init_last=False)).eval()
         fused.load_state_dict(base.state_dict())
-        models[f'{arch} fused[{merge}]'] = fused.reparameterize(merge=merge)
+        models[f'{arch} fused[{merge}]'] = reparameterize(fused, merge)
     return models
 
 
@@ -68,19 +68,19 @@ def bench(models, batch: int, size: int, warmup: int, reps: int):
                 err = (out - refs[arch]).abs().max().item() / refs[arch].abs().max().item()
                 assert err < 1e-4, f'{n} differs from the un-fused {arch}: relative error {err}'
     runs = {n: partial(m, x) for n, m in models.items()}
-    return tuple(interleaved(runs, 0, reps, clocks=(time.perf_counter, time.process_time)))
+    return tuple(common.interleaved(runs, 0, reps, clocks=(time.perf_counter, time.process_time)))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    add_timing_args(parser, reps=15, warmup=3, out_name='spconv_cpu.md')
+    common.add_timing_args(parser, reps=15, warmup=3, out_name='spconv_cpu.md')
     parser.add_argument('--arch', nargs='+', default=['spconv_resnet50'],
                         help='SPConv models to compare (e.g. spconv_resnet50 spconv_resnet50_a4)')
     parser.add_argument('--merge', nargs='+', default=['auto', 'pointwise', 'kxk'],
-                        help="reparameterize(merge=...) modes to compare ('auto' is the default, = 'none')")
+                        help="SPConv2d.fuse(merge=...) modes to compare ('auto' is the default, = 'none')")
     parser.add_argument('--append', action='store_true', help='append to --out instead of overwriting it')
     args = parser.parse_args()
-    set_threads(args.threads)
+    common.set_threads(args.threads)
 
     resnet50 = timm.create_model('resnet50').eval()
     models = {'resnet50 (timm)': resnet50}
@@ -88,7 +88,7 @@ def main():
     models['resnet50 (timm, BN folded)'] = torch.fx.experimental.optimization.fuse(resnet50)
     for arch in args.arch:
         models.update(build_models(arch, args.merge))
-    load_before = load_average()
+    load_before = common.load_average()
 
     results = {}
     for batch in args.batch:
@@ -96,19 +96,14 @@ def main():
         print(f'batch {batch}: ' + ', '.join(
             f'{n} {w:.1f} ms ({c:.1f} ms CPU)' for (n, w), c in zip(results[batch][0].items(),
                                                                    results[batch][1].values())), flush=True)
-    load_after = load_average()
 
     lines = [
         '# SPConv-ResNet CPU latency',
         '',
     ] if not args.append else ['', '---', '']
     lines += [
-        f'Command: `python benchmarks/spconv_cpu.py {" ".join(sys.argv[1:])}`'.rstrip() + '  ',
-        f'CPU: {cpu_name()}, {os.cpu_count()} logical cores, torch {torch.__version__}, '
-        f'timm {timm.__version__}, {torch.get_num_threads()} threads, input {args.size}x{args.size}, '
-        f'median of {args.reps} interleaved repetitions after {args.warmup} warm-up runs, `torch.inference_mode()`, '
-        'fp32, NCHW.  ',
-        f'Load average (1/5/15 min) before: {load_before}, after: {load_after}. {SHARED_MACHINE_NOTE}',
+        *common.report_header(args, 'fp32, NCHW'),
+        common.load_line(load_before),
         '',
     ]
     for batch, (wall, cpu) in results.items():
@@ -126,14 +121,15 @@ def main():
     lines += [
         '"CPU ms" is the process CPU time of the forward (`time.process_time`): on a shared machine it is less',
         'disturbed by other jobs than wall time (with 1 thread it is the forward\'s own compute time).',
-        'Ratios are time / time of the reference column (< 1 = faster). `fused[m]` = `model.reparameterize(merge=m)`:',
+        'Ratios are time / time of the reference column (< 1 = faster). `fused[m]` = `model.reparameterize()` with',
+        '`SPConv2d.fuse(norm, merge=m)` for the SPConvs:',
         "every BatchNorm folded (the block BN after each SPConv through the fusion's sigmoid), with `auto` (the",
         'default, = `none`): the three SPConv convs kept apart, `pointwise`: pwc and the redundant 1x1 as one 1x1',
         'over the whole input (a 2-group conv at alpha 1/2, dense with zero blocks otherwise), `kxk`: pwc folded',
         'into a dense 3x3 with gwc (stride-1 layers).',
         '',
     ]
-    write_markdown(args.out, lines, append=args.append)
+    common.write_markdown(args.out, lines, append=args.append)
 
 
 if __name__ == '__main__':

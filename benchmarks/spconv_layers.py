@@ -7,15 +7,12 @@ shared machine). This is what chose `merge='auto'` (= 'none'); see docs/spconv_r
     python benchmarks/spconv_layers.py
 """
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from timm_tricks.layers import SPConv2d  # noqa: E402
+from timm_tricks.layers import SPConv2d
 
 SHAPES = ((64, 56, 1), (128, 28, 1), (256, 14, 1), (512, 7, 1), (128, 56, 2), (256, 28, 2))  # (chs, size, stride)
 

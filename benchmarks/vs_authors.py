@@ -54,26 +54,12 @@ import torch
 import torchvision
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
-    SHARED_MACHINE_NOTE,
-    add_timing_args,
-    cpu_name,
-    interleaved,
-    load_average,
-    max_rel_diff,
-    onnxruntime_session,
-    set_threads,
-    write_csv,
-    write_markdown,
-)
+import timm_tricks  # noqa: F401  (registers the models)
+from timm_tricks import fuse_for_inference
+from timm_tricks.export import export_onnx
+from timm_tricks.models import blurpool_resnet, dcn_resnet, oct_resnet, pyconv_resnet, spconv_resnet
 
-# after _common, which puts the checkout on sys.path
-# isort: split
-import timm_tricks  # noqa: F401,E402  (registers the models)
-from timm_tricks import fuse_for_inference  # noqa: E402
-from timm_tricks.export import export_onnx  # noqa: E402
-from timm_tricks.models import blurpool_resnet, dcn_resnet, oct_resnet, pyconv_resnet, spconv_resnet  # noqa: E402
+import _common as common
 
 AUTHORS = 'authors'
 EAGER, FUSED, COMPILED, ONNXRUNTIME = 'ours eager', 'ours fused', 'ours compiled', 'ours onnxruntime'
@@ -208,7 +194,7 @@ def bench_family(family: Family, args, resnet50: nn.Module, tmp: Path) -> Family
         compile_s = 0.
     onnx_file = export_onnx(fused, tmp / f'{family.model_name}.onnx', input_size=(3, args.size, args.size),
                             dynamic_batch=True)
-    session = onnxruntime_session(onnx_file, torch.get_num_threads())
+    session = common.onnxruntime_session(onnx_file, torch.get_num_threads())
     measured = []
     for batch in args.batch:
         x = torch.randn(batch, 3, args.size, args.size, generator=torch.Generator().manual_seed(batch))
@@ -219,7 +205,7 @@ def bench_family(family: Family, args, resnet50: nn.Module, tmp: Path) -> Family
             rel_diff = {}
             for name, run in runs.items():
                 start = time.perf_counter()
-                rel_diff[name] = max_rel_diff(run(), expected)  # the compiled path compiles here, untimed
+                rel_diff[name] = common.max_rel_diff(run(), expected)  # the compiled path compiles here, untimed
                 if name == COMPILED:
                     compile_s += time.perf_counter() - start
         print(f'{family.label} batch {batch}: max |ours - authors| / max |authors| = '
@@ -228,7 +214,7 @@ def bench_family(family: Family, args, resnet50: nn.Module, tmp: Path) -> Family
         if bad:
             raise SystemExit(f'{family.label}: outputs differ from the authors\' beyond {args.tolerance}: {bad}')
         runs[RESNET50] = partial(resnet50, x)
-        ms = interleaved(runs, args.warmup, args.reps)[0]
+        ms = common.interleaved(runs, args.warmup, args.reps)[0]
         print(f'{family.label} batch {batch}: ' + ', '.join(f'{n} {t:.1f} ms' for n, t in ms.items()), flush=True)
         measured.append(Measured(batch, ms, rel_diff))
     return FamilyResult(family, measured, compile_s, authors_warnings)
@@ -236,7 +222,7 @@ def bench_family(family: Family, args, resnet50: nn.Module, tmp: Path) -> Family
 
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    add_timing_args(parser, reps=5, warmup=1, out_name='vs_authors_cpu.md')
+    common.add_timing_args(parser, reps=5, warmup=1, out_name='vs_authors_cpu.md')
     parser.set_defaults(threads=2)
     parser.add_argument('--authors-root', type=Path, default=Path('/tmp/authors'),
                         help='folder holding the authors\' checkouts (see the docstring)')
@@ -245,13 +231,13 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument('--tolerance', type=float, default=1e-4,
                         help='largest max |ours - authors| / max |authors| accepted on the logits')
     args = parser.parse_args(argv)
-    set_threads(args.threads)
+    common.set_threads(args.threads)
 
-    start, load_before, busy = time.time(), load_average(), os.getloadavg()[0] >= 1.
+    start, load_before, busy = time.time(), common.load_average(), os.getloadavg()[0] >= 1.
     resnet50 = timm.create_model('resnet50').eval()
     with tempfile.TemporaryDirectory(prefix='vs_authors_') as tmp:
         results = [bench_family(FAMILIES[name], args, resnet50, Path(tmp)) for name in args.families]
-    write_results(args, results, load_before, load_average(), busy, time.time() - start)
+    write_results(args, results, load_before, common.load_average(), busy, time.time() - start)
 
 
 def cpu_features() -> str:
@@ -292,7 +278,7 @@ def write_results(args, results, load_before, load_after, busy: bool, elapsed_s)
                     median_ms=round(ms, 2), images_per_s=round(m.batch / ms * 1e3, 2),
                     throughput_vs_authors=round(vs_authors, 3), throughput_vs_resnet50=round(vs_resnet50, 3),
                     max_rel_diff_vs_authors='' if name in (AUTHORS, RESNET50) else f'{m.rel_diff[name]:.1e}'))
-    write_csv(str(Path(args.out).with_suffix('.csv')), rows)
+    common.write_csv(str(Path(args.out).with_suffix('.csv')), rows)
 
     lines = [
         '# Ours vs the authors\' code and vs timm\'s resnet50 (CPU, fp32)',
@@ -300,13 +286,13 @@ def write_results(args, results, load_before, load_after, busy: bool, elapsed_s)
         f'`{command}` ({elapsed_s / 60:.1f} min; input {args.size}x{args.size}, NCHW). CSV: '
         f'`{Path(args.out).with_suffix(".csv").name}`.',
         '',
-        f'- Hardware: CPU {cpu_name()} ({cpu_features()}), {os.cpu_count()} logical cores, no GPU used; '
+        f'- Hardware: CPU {common.cpu_name()} ({cpu_features()}), {os.cpu_count()} logical cores, no GPU used; '
         f'{torch.get_num_threads()} threads for torch and for onnxruntime, OMP_WAIT_POLICY='
         f'{os.environ.get("OMP_WAIT_POLICY")} (the script\'s default, so that waiting threads yield the shared cores '
         f'as the onnxruntime session\'s do). torch {torch.__version__}, torchvision {torchvision.__version__}, '
         f'timm {timm.__version__}, onnxruntime {onnxruntime.__version__}; timm_tricks at `{ours_version()}`.',
         f'- Load average (1/5/15 min) before: {load_before}; after: {load_after}. '
-        + (SHARED_MACHINE_NOTE if busy else
+        + (common.SHARED_MACHINE_NOTE if busy else
            'The machine was otherwise idle when this started (others may share it): ratios come from the same '
            'repetitions, absolute times may still be disturbed.'),
         '- Method: per family, every path runs once per repetition in a rotating order (authors, ours eager, ours '
@@ -345,7 +331,7 @@ def write_results(args, results, load_before, load_after, busy: bool, elapsed_s)
         lines.append(f'- {family.label}: {family.authors_code}; ran unpatched with torch {torch.__version__}; '
                      f'warnings while building it: {warned}{compile_s}.')
     lines.append('')
-    write_markdown(args.out, lines)
+    common.write_markdown(args.out, lines)
 
 
 def target_lines(args, results) -> List[str]:
