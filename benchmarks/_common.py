@@ -53,12 +53,8 @@ def set_threads(threads: Any) -> None:
         torch.set_num_threads(threads)
 
 
-def interleaved(
-        runs: Dict[str, Callable[[], Any]],
-        warmup: int,
-        reps: int,
-        clocks: Sequence[Callable[[], float]] = (time.perf_counter,),
-) -> List[Dict[str, float]]:
+def interleaved(runs: Dict[str, Callable[[], Any]], warmup: int, reps: int,
+                clocks: Sequence[Callable[[], float]] = (time.perf_counter,)) -> List[Dict[str, float]]:
     """Median ms of each run per clock; each repetition runs all once in a rotating order (A, B, C; B, C, A; ...),
     after `warmup` runs of each, under `torch.inference_mode()`."""
     names = list(runs)

@@ -167,15 +167,8 @@ class HubServer:
         files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
         return self.add_repo(repo_id, files)
 
-    def publish_model(
-        self,
-        repo_id: str,
-        model,
-        *,
-        safe_serialization: bool | str = True,
-        extra_files: Mapping[str, bytes] | None = None,
-        **save_kwargs,
-    ) -> str:
+    def publish_model(self, repo_id: str, model, *, safe_serialization: bool | str = True,
+                      extra_files: Mapping[str, bytes] | None = None, **save_kwargs) -> str:
         """Publish ``model`` the way timm exports it (`timm.models.save_for_hf`); returns the commit id.
 
         ``safe_serialization``: True -> ``model.safetensors``, False -> ``pytorch_model.bin``, ``'both'``.

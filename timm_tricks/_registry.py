@@ -33,11 +33,7 @@ def model_family(name: str) -> str:
     return model_entrypoint(arch).__module__.rsplit('.', 1)[-1]
 
 
-def list_models(
-        pattern: str = '*',
-        pretrained: bool = False,
-        include_reference: bool = False,
-) -> List[str]:
+def list_models(pattern: str = '*', pretrained: bool = False, include_reference: bool = False) -> List[str]:
     """Our registered models matching the wildcard `pattern`.
 
     With `pretrained=True`, returns the `arch.tag` names that have weights. `include_reference=True` adds the

@@ -21,16 +21,9 @@ class TimmBackboneWithFPN(nn.Module):
     maps to a list of the same sizes and has the list of its output channels as `out_channels`.
     """
 
-    def __init__(
-            self,
-            model_name: str,
-            out_indices: Sequence[int] = (1, 2, 3, 4),
-            fpn_channels: int = 256,
-            extra_blocks: Optional[ExtraFPNBlock] = None,
-            pretrained: bool = False,
-            neck: Optional[Callable[[List[int]], nn.Module]] = None,
-            **model_kwargs,
-    ):
+    def __init__(self, model_name: str, out_indices: Sequence[int] = (1, 2, 3, 4), fpn_channels: int = 256,
+                 extra_blocks: Optional[ExtraFPNBlock] = None, pretrained: bool = False,
+                 neck: Optional[Callable[[List[int]], nn.Module]] = None, **model_kwargs):
         super().__init__()
         self.body = timm.create_model(
             model_name, features_only=True, out_indices=tuple(out_indices), pretrained=pretrained, **model_kwargs)

@@ -60,14 +60,8 @@ def _check_writable(path: Path) -> None:
         raise ExportError(f'cannot write the ONNX file {path}: {where}{e.strerror or e}') from e
 
 
-def export_onnx(
-        model: nn.Module,
-        path: Union[str, os.PathLike],
-        input_size: Tuple[int, int, int] = (3, 224, 224),
-        batch_size: int = 1,
-        opset: int = DEFORM_CONV_MIN_OPSET,
-        dynamic_batch: bool = False,
-) -> Path:
+def export_onnx(model: nn.Module, path: Union[str, os.PathLike], input_size: Tuple[int, int, int] = (3, 224, 224),
+                batch_size: int = 1, opset: int = DEFORM_CONV_MIN_OPSET, dynamic_batch: bool = False) -> Path:
     """Export `model` (put in eval mode) to `path` for input (batch_size, *input_size); returns the path.
 
     The graph's input is named `input`; with `dynamic_batch` its first dimension (and the outputs') is free.
@@ -118,13 +112,8 @@ class OnnxCheck(NamedTuple):
                 f'max relative diff {self.max_rel_diff:.3g}')
 
 
-def check_onnx(
-        model: nn.Module,
-        path: Union[str, os.PathLike],
-        input_sizes: Sequence[Sequence[int]],
-        seed: int = 0,
-        num_threads: int = 0,
-) -> List[OnnxCheck]:
+def check_onnx(model: nn.Module, path: Union[str, os.PathLike], input_sizes: Sequence[Sequence[int]], seed: int = 0,
+               num_threads: int = 0) -> List[OnnxCheck]:
     """Run the ONNX file in onnxruntime (CPU) and the model in torch (eval, fp32) on the same random inputs, one per
     full input shape (N, C, H, W) in `input_sizes`; returns the differences per shape (the caller judges them).
     `num_threads=0` lets onnxruntime choose."""

@@ -46,16 +46,8 @@ class RfbNeck(nn.Module):
         rfb_s_first: the small-kernel `BasicRFB_a` on the finest level (RFBNet's conv4_3), `BasicRFB` elsewhere.
     """
 
-    def __init__(
-            self,
-            in_channels: Sequence[int],
-            out_channels: Channels = None,
-            scale: float = 0.1,
-            visual: int = 1,
-            rfb_s_first: bool = False,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, in_channels: Sequence[int], out_channels: Channels = None, scale: float = 0.1, visual: int = 1,
+                 rfb_s_first: bool = False, device=None, dtype=None):
         super().__init__()
         dd = dict(device=device, dtype=dtype)
         self.out_channels = _per_level(out_channels, in_channels)
@@ -79,15 +71,8 @@ class AsffNeck(nn.Module):
         reductions: `feature_info.reduction()`; default: each level halves the previous one.
     """
 
-    def __init__(
-            self,
-            in_channels: Sequence[int],
-            out_channels: Channels = None,
-            compress_channels: int = 16,
-            reductions: Optional[Sequence[int]] = None,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, in_channels: Sequence[int], out_channels: Channels = None, compress_channels: int = 16,
+                 reductions: Optional[Sequence[int]] = None, device=None, dtype=None):
         super().__init__()
         self.out_channels = _per_level(out_channels, in_channels)
         self.fuse = nn.ModuleList([

@@ -50,16 +50,8 @@ class ASFF(nn.Module):
             two levels; default: each level halves the previous one.
     """
 
-    def __init__(
-            self,
-            in_channels: Sequence[int],
-            level: int,
-            out_channels: Optional[int] = None,
-            compress_channels: int = 16,
-            reductions: Optional[Sequence[int]] = None,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, in_channels: Sequence[int], level: int, out_channels: Optional[int] = None,
+                 compress_channels: int = 16, reductions: Optional[Sequence[int]] = None, device=None, dtype=None):
         super().__init__()
         dd = dict(device=device, dtype=dtype)
         num_levels = len(in_channels)

@@ -52,20 +52,10 @@ class AddCoords(nn.Module):
 class CoordConv2d(nn.Module):
     """AddCoords + Conv2d: (in_channels + 2 (+ 1)) * out_channels * k^2 weights (+ out_channels bias)."""
 
-    def __init__(
-            self,
-            in_channels: int,
-            out_channels: int,
-            kernel_size: Union[int, Tuple[int, int]] = 1,
-            stride: Union[int, Tuple[int, int]] = 1,
-            padding: Union[int, Tuple[int, int]] = 0,
-            dilation: Union[int, Tuple[int, int]] = 1,
-            groups: int = 1,
-            bias: bool = True,
-            with_r: bool = False,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Union[int, Tuple[int, int]] = 1,
+                 stride: Union[int, Tuple[int, int]] = 1, padding: Union[int, Tuple[int, int]] = 0,
+                 dilation: Union[int, Tuple[int, int]] = 1, groups: int = 1, bias: bool = True, with_r: bool = False,
+                 device=None, dtype=None):
         super().__init__()
         self.add_coords = AddCoords(with_r)
         self.conv = nn.Conv2d(

@@ -41,13 +41,8 @@ class CrossStagePartial(nn.Module):
         part_ratio: γ, the fraction of the channels that goes through the blocks.
     """
 
-    def __init__(
-            self,
-            in_chs: int,
-            blocks: nn.Sequential,
-            transition_b: Optional[nn.Module] = None,
-            part_ratio: float = 0.5,
-    ):
+    def __init__(self, in_chs: int, blocks: nn.Sequential, transition_b: Optional[nn.Module] = None,
+                 part_ratio: float = 0.5):
         super().__init__()
         self.dense_chs, self.skip_chs = partial_split(in_chs, part_ratio)
         self.blocks = blocks

@@ -45,11 +45,9 @@ IntOrPair = Union[int, Tuple[int, int]]
 _OP = 'torchvision::deform_conv2d'
 
 
-def _deform_conv2d_autocast_cpu(
-        input: torch.Tensor, weight: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, bias: torch.Tensor,
-        stride_h: int, stride_w: int, pad_h: int, pad_w: int, dil_h: int, dil_w: int,
-        groups: int, offset_groups: int, use_mask: bool,
-) -> torch.Tensor:
+def _deform_conv2d_autocast_cpu(input: torch.Tensor, weight: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
+                                bias: torch.Tensor, stride_h: int, stride_w: int, pad_h: int, pad_w: int, dil_h: int,
+                                dil_w: int, groups: int, offset_groups: int, use_mask: bool) -> torch.Tensor:
     """torchvision's CUDA autocast policy for deform_conv2d, on CPU: compute in float32, return the input dtype."""
     with torch._C._ExcludeDispatchKeyGuard(torch._C.DispatchKeySet(torch._C.DispatchKey.AutocastCPU)):
         out = torch.ops.torchvision.deform_conv2d(
@@ -79,18 +77,9 @@ def _cpu_autocast_enabled() -> bool:
     return torch.is_autocast_enabled('cpu')
 
 
-def deform_conv2d(
-        input: torch.Tensor,
-        weight: torch.Tensor,
-        offset: torch.Tensor,
-        mask: torch.Tensor,
-        bias: Optional[torch.Tensor],
-        stride: Tuple[int, int],
-        padding: Tuple[int, int],
-        dilation: Tuple[int, int],
-        groups: int,
-        offset_groups: int,
-) -> torch.Tensor:
+def deform_conv2d(input: torch.Tensor, weight: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
+                  bias: Optional[torch.Tensor], stride: Tuple[int, int], padding: Tuple[int, int],
+                  dilation: Tuple[int, int], groups: int, offset_groups: int) -> torch.Tensor:
     """Modulated deformable conv (torchvision's function and layouts): the fast tensor-op path on CPU, torchvision's
     kernel on other devices, under `torch.jit` tracing (so exporters and FLOP counters see the op) and under CPU
     autocast (whose float32 policy is registered for the op above)."""
@@ -124,20 +113,9 @@ class ModulatedDeformConv2d(nn.Module):
             channels gets its own offsets and mask. Must divide `in_channels`.
     """
 
-    def __init__(
-            self,
-            in_channels: int,
-            out_channels: int,
-            kernel_size: IntOrPair = 3,
-            stride: IntOrPair = 1,
-            padding: Optional[IntOrPair] = None,
-            dilation: IntOrPair = 1,
-            groups: int = 1,
-            deform_groups: int = 1,
-            bias: bool = False,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrPair = 3, stride: IntOrPair = 1,
+                 padding: Optional[IntOrPair] = None, dilation: IntOrPair = 1, groups: int = 1, deform_groups: int = 1,
+                 bias: bool = False, device=None, dtype=None):
         super().__init__()
         dd = dict(device=device, dtype=dtype)
         if groups < 1 or in_channels % groups or out_channels % groups:

@@ -27,18 +27,9 @@ import torch.nn.functional as F
 __all__ = ['deform_conv2d_cpu']
 
 
-def deform_conv2d_cpu(
-        input: torch.Tensor,
-        weight: torch.Tensor,
-        offset: torch.Tensor,
-        mask: torch.Tensor,
-        bias: Optional[torch.Tensor],
-        stride: Tuple[int, int],
-        padding: Tuple[int, int],
-        dilation: Tuple[int, int],
-        groups: int,
-        offset_groups: int,
-) -> torch.Tensor:
+def deform_conv2d_cpu(input: torch.Tensor, weight: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
+                      bias: Optional[torch.Tensor], stride: Tuple[int, int], padding: Tuple[int, int],
+                      dilation: Tuple[int, int], groups: int, offset_groups: int) -> torch.Tensor:
     """`torchvision.ops.deform_conv2d(input, offset, weight, bias, stride, padding, dilation, mask)`, same layouts:
     offset (N, 2*og*kh*kw, Ho, Wo) with dy on even and dx on odd channels per tap, mask (N, og*kh*kw, Ho, Wo)."""
     n, in_channels, height, width = input.shape

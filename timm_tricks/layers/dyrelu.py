@@ -37,20 +37,9 @@ class DyReLU(nn.Module):
         init_a, init_b: slopes and intercepts at y = 0.5.
     """
 
-    def __init__(
-            self,
-            channels: int,
-            reduction: int = 4,
-            lambda_a: float = 1.0,
-            k2: bool = True,
-            use_bias: bool = True,
-            use_spatial: bool = False,
-            channel_shared: bool = False,
-            init_a: Tuple[float, float] = (1.0, 0.0),
-            init_b: Tuple[float, float] = (0.0, 0.0),
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, channels: int, reduction: int = 4, lambda_a: float = 1.0, k2: bool = True, use_bias: bool = True,
+                 use_spatial: bool = False, channel_shared: bool = False, init_a: Tuple[float, float] = (1.0, 0.0),
+                 init_b: Tuple[float, float] = (0.0, 0.0), device=None, dtype=None):
         super().__init__()
         dd = dict(device=device, dtype=dtype)
         squeeze = channels // reduction if reduction == 4 else _make_divisible(channels // reduction, 4)

@@ -48,20 +48,9 @@ class GhostModule(nn.Module):
         norm_layer: norm after each of the two convolutions.
     """
 
-    def __init__(
-            self,
-            in_chs: int,
-            out_chs: int,
-            kernel_size: int = 1,
-            stride: int = 1,
-            dilation: int = 1,
-            ratio: int = 2,
-            dw_size: int = 3,
-            act_layer: Optional[LayerType] = nn.ReLU,
-            norm_layer: LayerType = nn.BatchNorm2d,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1, dilation: int = 1,
+                 ratio: int = 2, dw_size: int = 3, act_layer: Optional[LayerType] = nn.ReLU,
+                 norm_layer: LayerType = nn.BatchNorm2d, device=None, dtype=None):
         super().__init__()
         if int(ratio) != ratio or ratio < 2:
             raise ValueError(f'GhostModule ratio must be an integer >= 2, got {ratio}')

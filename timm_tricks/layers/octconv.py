@@ -102,19 +102,8 @@ class OctaveConv2d(nn.Module):
     (low merged into high; h->h and l->h only). Both 0: a plain conv (stride 2 still as pool + conv).
     """
 
-    def __init__(
-            self,
-            in_chs: int,
-            out_chs: int,
-            kernel_size: int = 1,
-            alpha_in: float = 0.5,
-            alpha_out: float = 0.5,
-            stride: int = 1,
-            dilation: int = 1,
-            bias: bool = False,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, alpha_in: float = 0.5, alpha_out: float = 0.5,
+                 stride: int = 1, dilation: int = 1, bias: bool = False, device=None, dtype=None):
         super().__init__()
         if not (0. <= alpha_in < 1. and 0. <= alpha_out < 1.):
             raise ValueError(f'alpha_in and alpha_out must be in [0, 1), got {alpha_in}, {alpha_out}')
@@ -168,21 +157,9 @@ class OctaveConvNormAct(nn.Module):
     The reference's `Conv_BN` (`apply_act=False`) and `Conv_BN_ACT`; state-dict keys `conv.conv_*`, `bn_h`, `bn_l`.
     """
 
-    def __init__(
-            self,
-            in_chs: int,
-            out_chs: int,
-            kernel_size: int = 1,
-            alpha_in: float = 0.5,
-            alpha_out: float = 0.5,
-            stride: int = 1,
-            dilation: int = 1,
-            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
-            act_layer: Optional[Type[nn.Module]] = nn.ReLU,
-            apply_act: bool = True,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, alpha_in: float = 0.5, alpha_out: float = 0.5,
+                 stride: int = 1, dilation: int = 1, norm_layer: Type[nn.Module] = nn.BatchNorm2d,
+                 act_layer: Optional[Type[nn.Module]] = nn.ReLU, apply_act: bool = True, device=None, dtype=None):
         super().__init__()
         dd = dict(device=device, dtype=dtype)
         self.conv = OctaveConv2d(in_chs, out_chs, kernel_size, alpha_in, alpha_out, stride, dilation, **dd)

@@ -17,17 +17,8 @@ class PyConv2d(nn.Sequential):
     to keep those names while staying scriptable; `forward` concatenates the levels instead of chaining them.
     """
 
-    def __init__(
-            self,
-            in_chs: int,
-            level_out_chs: Sequence[int],
-            kernel_sizes: Sequence[int],
-            groups: Sequence[int],
-            stride: int = 1,
-            dilation: int = 1,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, in_chs: int, level_out_chs: Sequence[int], kernel_sizes: Sequence[int], groups: Sequence[int],
+                 stride: int = 1, dilation: int = 1, device=None, dtype=None):
         if not len(level_out_chs) == len(kernel_sizes) == len(groups) >= 2:
             raise ValueError('PyConv2d needs >= 2 levels with one out_chs, kernel size and group count each')
         levels = OrderedDict()
@@ -59,18 +50,9 @@ class PyConv2d(nn.Sequential):
         return torch.cat(outs, dim=1)
 
 
-def create_pyconv(
-        in_chs: int,
-        out_chs: int,
-        kernel_sizes: Sequence[int],
-        level_groups: Sequence[int],
-        out_fractions: Sequence[float],
-        stride: int = 1,
-        dilation: int = 1,
-        groups: int = 1,
-        device=None,
-        dtype=None,
-) -> Union[PyConv2d, nn.Conv2d]:
+def create_pyconv(in_chs: int, out_chs: int, kernel_sizes: Sequence[int], level_groups: Sequence[int],
+                  out_fractions: Sequence[float], stride: int = 1, dilation: int = 1, groups: int = 1, device=None,
+                  dtype=None) -> Union[PyConv2d, nn.Conv2d]:
     """A PyConv whose level `i` produces `out_fractions[i] * out_chs` channels; one level is a plain conv.
 
     `groups` (a block's cardinality) multiplies every level's own group count `level_groups[i]`.

@@ -25,17 +25,8 @@ Size2 = Union[int, Tuple[int, int]]
 class RfbConv(nn.Module):
     """Conv (no bias) + BatchNorm (eps 1e-5, momentum 0.01) + optional ReLU, with 'same' padding for stride 1."""
 
-    def __init__(
-            self,
-            in_channels: int,
-            out_channels: int,
-            kernel_size: Size2 = 1,
-            stride: int = 1,
-            dilation: int = 1,
-            relu: bool = True,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Size2 = 1, stride: int = 1, dilation: int = 1,
+                 relu: bool = True, device=None, dtype=None):
         super().__init__()
         dd = dict(device=device, dtype=dtype)
         kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
@@ -75,16 +66,8 @@ class BasicRFB(_RfbFuse):
         visual: dilation of path 0; paths 1 and 2 use visual + 1 and 2 visual + 1.
     """
 
-    def __init__(
-            self,
-            in_channels: int,
-            out_channels: int,
-            stride: int = 1,
-            scale: float = 0.1,
-            visual: int = 1,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, scale: float = 0.1, visual: int = 1,
+                 device=None, dtype=None):
         dd = dict(device=device, dtype=dtype)
         inter = _inter_channels(in_channels, 8, min_inter=2)
         super().__init__(in_channels, 6 * inter, out_channels, stride, scale, dd)
@@ -111,15 +94,8 @@ class BasicRFB(_RfbFuse):
 class BasicRFB_a(_RfbFuse):
     """RFB-s with four paths (i = in_channels // 4): 1,502,016 parameters for BasicRFB_a(512, 512)."""
 
-    def __init__(
-            self,
-            in_channels: int,
-            out_channels: int,
-            stride: int = 1,
-            scale: float = 0.1,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, scale: float = 0.1, device=None,
+                 dtype=None):
         dd = dict(device=device, dtype=dtype)
         inter = _inter_channels(in_channels, 4, min_inter=4)
         super().__init__(in_channels, 4 * inter, out_channels, stride, scale, dd)

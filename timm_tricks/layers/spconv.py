@@ -39,19 +39,9 @@ class SPConv2d(nn.Module):
         norm_layer: the two inner norms (`bn1` after gwc + pwc, `bn2` after the 1x1).
     """
 
-    def __init__(
-            self,
-            in_chs: int,
-            out_chs: int,
-            stride: int = 1,
-            dilation: int = 1,
-            ratio: float = 0.5,
-            gwc_groups: int = 2,
-            groups: int = 1,
-            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, in_chs: int, out_chs: int, stride: int = 1, dilation: int = 1, ratio: float = 0.5,
+                 gwc_groups: int = 2, groups: int = 1, norm_layer: Type[nn.Module] = nn.BatchNorm2d, device=None,
+                 dtype=None):
         super().__init__()
         dd = dict(device=device, dtype=dtype)
         if groups != 1:
@@ -165,17 +155,8 @@ class SPConv2dFused(nn.Module):
     input) or 'kxk' (`conv_rep` = dense 3x3 holding gwc and pwc, `conv_pw` = conv1x1).
     """
 
-    def __init__(
-            self,
-            conv_rep: nn.Conv2d,
-            conv_pw: nn.Conv2d,
-            inv_scale: torch.Tensor,
-            rep_chs: int,
-            out_chs: int,
-            stride: int,
-            merge: str,
-            pwc: Optional[nn.Conv2d] = None,
-    ):
+    def __init__(self, conv_rep: nn.Conv2d, conv_pw: nn.Conv2d, inv_scale: torch.Tensor, rep_chs: int, out_chs: int,
+                 stride: int, merge: str, pwc: Optional[nn.Conv2d] = None):
         super().__init__()
         self.rep_chs = rep_chs
         self.out_chs = out_chs

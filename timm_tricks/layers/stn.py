@@ -25,16 +25,8 @@ class SpatialTransformer(nn.Module):
         align_corners: of `affine_grid` / `grid_sample` (False: pixel centres, PyTorch's default).
     """
 
-    def __init__(
-            self,
-            channels: int,
-            loc_channels: int = 16,
-            pool_size: int = 4,
-            hidden: int = 32,
-            align_corners: bool = False,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, channels: int, loc_channels: int = 16, pool_size: int = 4, hidden: int = 32,
+                 align_corners: bool = False, device=None, dtype=None):
         super().__init__()
         dd = dict(device=device, dtype=dtype)
         self.align_corners = align_corners

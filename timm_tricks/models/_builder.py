@@ -43,13 +43,9 @@ def merge_model_args(model_args: Dict[str, Any], kwargs: Dict[str, Any]) -> Dict
     return merged
 
 
-def build_tricks_model(
-        model_cls: Type[nn.Module],
-        variant: str,
-        pretrained: bool,
-        pretrained_filter_fn: Optional[Callable[[Dict[str, Any], nn.Module], Dict[str, Any]]] = None,
-        **kwargs,
-) -> nn.Module:
+def build_tricks_model(model_cls: Type[nn.Module], variant: str, pretrained: bool,
+                       pretrained_filter_fn: Optional[Callable[[Dict[str, Any], nn.Module], Dict[str, Any]]] = None,
+                       **kwargs) -> nn.Module:
     """timm's builder, with two additions for `pretrained=True`.
 
     * An architecture without weights raises instead of a log line.

@@ -69,12 +69,8 @@ def check_state_dict(state_dict: StateDict, model: nn.Module) -> None:
             + '. Is it the checkpoint of another architecture or variant?')
 
 
-def filter_checkpoint(
-        checkpoint,
-        model: nn.Module,
-        prefixes: Iterable[str] = (),
-        rename: Optional[Callable[[str], Optional[str]]] = None,
-) -> StateDict:
+def filter_checkpoint(checkpoint, model: nn.Module, prefixes: Iterable[str] = (),
+                      rename: Optional[Callable[[str], Optional[str]]] = None) -> StateDict:
     """Unwrap, strip the training wrappers' prefixes (DDP `module.`, torch.compile `_orig_mod.`: timm's
     `clean_state_dict`) and then the family's `prefixes`, rename (None drops a key), cast floats to float32, fill
     missing BN counters, check."""

@@ -27,11 +27,7 @@ def fuse_for_inference(model: nn.Module, inplace: bool = False, channels_last: b
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def make_stage_plan(
-        stage_strides: Sequence[int],
-        output_stride: int,
-        stem_stride: int,
-) -> List[Tuple[int, int, int]]:
+def make_stage_plan(stage_strides: Sequence[int], output_stride: int, stem_stride: int) -> List[Tuple[int, int, int]]:
     """(stride, dilation, reduction) per stage: strides beyond `output_stride` become dilation, as in timm."""
     if output_stride not in (8, 16, 32):
         raise ValueError(f'output_stride must be 8, 16 or 32, got {output_stride}')

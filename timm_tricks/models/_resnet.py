@@ -62,13 +62,8 @@ def create_aa(aa_layer: LayerType, channels: int, stride: int, device=None, dtyp
     return aa_layer(channels, stride=stride, device=device, dtype=dtype)
 
 
-def max_pool_stem(
-        channels: int,
-        aa_layer: Optional[LayerType] = None,
-        kernel_size: int = 3,
-        device=None,
-        dtype=None,
-) -> nn.Module:
+def max_pool_stem(channels: int, aa_layer: Optional[LayerType] = None, kernel_size: int = 3, device=None,
+                  dtype=None) -> nn.Module:
     """Max-pool, stride 2 (torchvision's 3x3); with `aa_layer` the pool runs at stride 1 and `aa` subsamples."""
     padding = (kernel_size - 1) // 2
     if aa_layer is None:
@@ -79,15 +74,8 @@ def max_pool_stem(
     )
 
 
-def conv_shortcut(
-        in_chs: int,
-        out_chs: int,
-        stride: int,
-        norm_layer: Type[nn.Module],
-        bias: bool = False,
-        device=None,
-        dtype=None,
-) -> nn.Module:
+def conv_shortcut(in_chs: int, out_chs: int, stride: int, norm_layer: Type[nn.Module], bias: bool = False, device=None,
+                  dtype=None) -> nn.Module:
     """torchvision's projection shortcut: strided 1x1 conv + norm (`downsample.0`, `downsample.1`)."""
     return nn.Sequential(
         nn.Conv2d(in_chs, out_chs, 1, stride=stride, bias=bias, device=device, dtype=dtype),
@@ -95,15 +83,8 @@ def conv_shortcut(
     )
 
 
-def aa_shortcut(
-        in_chs: int,
-        out_chs: int,
-        stride: int,
-        norm_layer: Type[nn.Module],
-        aa_layer: LayerType,
-        device=None,
-        dtype=None,
-) -> nn.Module:
+def aa_shortcut(in_chs: int, out_chs: int, stride: int, norm_layer: Type[nn.Module], aa_layer: LayerType, device=None,
+                dtype=None) -> nn.Module:
     """Anti-aliased projection: `aa` (Identity at stride 1), then `conv_shortcut` at stride 1
     (`downsample.0/.1/.2`)."""
     aa = create_aa(aa_layer, in_chs, stride=stride, device=device, dtype=dtype) if stride > 1 else nn.Identity()
@@ -179,9 +160,8 @@ class ResidualBlock(nn.Module):
     """
     conv_norm_pairs: Tuple[Tuple[str, str], ...] = ()
 
-    def _init_residual(
-            self, out_chs: int, downsample: Optional[nn.Module], layers: BlockLayers, device=None, dtype=None,
-    ) -> None:
+    def _init_residual(self, out_chs: int, downsample: Optional[nn.Module], layers: BlockLayers, device=None,
+                       dtype=None) -> None:
         self.se = layers.attn(out_chs, device=device, dtype=dtype)
         self.downsample = downsample
         self.drop_path = layers.drop_path()
@@ -215,23 +195,11 @@ class Bottleneck(ResidualBlock):
     expansion = 4
     conv_norm_pairs = (('conv1', 'bn1'), ('conv2', 'bn2'), ('conv3', 'bn3'))
 
-    def __init__(
-            self,
-            in_chs: int,
-            planes: int,
-            stride: int = 1,
-            dilation: int = 1,
-            first_dilation: Optional[int] = None,
-            downsample: Optional[nn.Module] = None,
-            layers: BlockLayers = BlockLayers(),
-            cardinality: int = 1,
-            base_width: int = 64,
-            conv_layer: ConvFactory = conv3x3,
-            conv_bias: bool = False,
-            stride_in_1x1: bool = False,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, in_chs: int, planes: int, stride: int = 1, dilation: int = 1,
+                 first_dilation: Optional[int] = None, downsample: Optional[nn.Module] = None,
+                 layers: BlockLayers = BlockLayers(), cardinality: int = 1, base_width: int = 64,
+                 conv_layer: ConvFactory = conv3x3, conv_bias: bool = False, stride_in_1x1: bool = False, device=None,
+                 dtype=None):
         """`conv_bias`: biases on the two 1x1 convs (ACON's ResNets); `stride_in_1x1`: the stride on `conv1`
         instead of the spatial conv (the original ResNet / Caffe layout, ACON's ResNets)."""
         super().__init__()
@@ -266,20 +234,10 @@ class BasicBlock(ResidualBlock):
     expansion = 1
     conv_norm_pairs = (('conv1', 'bn1'), ('conv2', 'bn2'))
 
-    def __init__(
-            self,
-            in_chs: int,
-            planes: int,
-            stride: int = 1,
-            dilation: int = 1,
-            first_dilation: Optional[int] = None,
-            downsample: Optional[nn.Module] = None,
-            layers: BlockLayers = BlockLayers(),
-            conv_layer: ConvFactory = conv3x3,
-            conv2_layer: Optional[ConvFactory] = None,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, in_chs: int, planes: int, stride: int = 1, dilation: int = 1,
+                 first_dilation: Optional[int] = None, downsample: Optional[nn.Module] = None,
+                 layers: BlockLayers = BlockLayers(), conv_layer: ConvFactory = conv3x3,
+                 conv2_layer: Optional[ConvFactory] = None, device=None, dtype=None):
         """`conv2_layer`: the second conv (default: `conv_layer` at stride 1)."""
         super().__init__()
         dd = dict(device=device, dtype=dtype)
@@ -310,34 +268,16 @@ def _checkpointed(stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
 class PluggableResNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
     """The ResNet skeleton of every ResNet-like family (see the module docstring for the factories)."""
 
-    def __init__(
-            self,
-            block: Type[nn.Module],
-            layers: Sequence[int],
-            num_classes: int = 1000,
-            in_chans: int = 3,
-            global_pool: str = 'avg',
-            output_stride: int = 32,
-            drop_rate: float = 0.,
-            drop_path_rate: float = 0.,
-            drop_block_rate: float = 0.,
-            act_layer: LayerType = nn.ReLU,
-            norm_layer: LayerType = nn.BatchNorm2d,
-            aa_layer: Optional[LayerType] = None,
-            zero_init_last: bool = True,
-            stem_width: int = 64,
-            stem_bias: bool = False,
-            stem_pool: Optional[Callable[..., nn.Module]] = max_pool_stem,
-            stage_widths: Sequence[int] = (64, 128, 256, 512),
-            stage_strides: Sequence[int] = (1, 2, 2, 2),
-            stage_args: Optional[Sequence[Dict[str, Any]]] = None,
-            block_args: Optional[Dict[str, Any]] = None,
-            shortcut: Union[ShortcutFactory, Sequence[ShortcutFactory]] = conv_shortcut,
-            stage_layer: Callable[..., nn.Module] = nn.Sequential,
-            dilate_first_block: bool = False,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, block: Type[nn.Module], layers: Sequence[int], num_classes: int = 1000, in_chans: int = 3,
+                 global_pool: str = 'avg', output_stride: int = 32, drop_rate: float = 0., drop_path_rate: float = 0.,
+                 drop_block_rate: float = 0., act_layer: LayerType = nn.ReLU, norm_layer: LayerType = nn.BatchNorm2d,
+                 aa_layer: Optional[LayerType] = None, zero_init_last: bool = True, stem_width: int = 64,
+                 stem_bias: bool = False, stem_pool: Optional[Callable[..., nn.Module]] = max_pool_stem,
+                 stage_widths: Sequence[int] = (64, 128, 256, 512), stage_strides: Sequence[int] = (1, 2, 2, 2),
+                 stage_args: Optional[Sequence[Dict[str, Any]]] = None, block_args: Optional[Dict[str, Any]] = None,
+                 shortcut: Union[ShortcutFactory, Sequence[ShortcutFactory]] = conv_shortcut,
+                 stage_layer: Callable[..., nn.Module] = nn.Sequential, dilate_first_block: bool = False, device=None,
+                 dtype=None):
         """
         Args:
             block: residual block class (`Bottleneck`, `BasicBlock` or a family's), with class attribute `expansion`.
@@ -474,12 +414,8 @@ class PluggableResNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
             path.append((partial(_checkpointed, stage) if self.grad_checkpointing else stage, i))
         return path
 
-    def prune_intermediate_layers(
-            self,
-            indices: Union[int, List[int]] = 1,
-            prune_norm: bool = False,
-            prune_head: bool = True,
-    ) -> List[int]:
+    def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> List[int]:
         """Drop the stages after the last index in `indices`; return the kept indices."""
         take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
         for name in STAGE_NAMES[max_index:]:

@@ -112,9 +112,8 @@ _DEPTHS = {
 }
 
 
-def _build(
-        variant: str, depth: int, pretrained: bool, kwargs: Dict[str, Any], filter_size: int = 4, **block_args,
-) -> PluggableResNet:
+def _build(variant: str, depth: int, pretrained: bool, kwargs: Dict[str, Any], filter_size: int = 4,
+           **block_args) -> PluggableResNet:
     block, layers = _DEPTHS[depth]
     model_args = dict(block=block, layers=layers, filter_size=filter_size, block_args=block_args)
     return _create_blurpool_resnet(variant, pretrained, **merge_model_args(model_args, kwargs))

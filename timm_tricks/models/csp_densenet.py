@@ -50,18 +50,9 @@ NUM_STAGES = 4
 class ConvNormAct(nn.Module):
     """conv (no bias) -> norm -> act, with plain norm and activation modules (post-activation)."""
 
-    def __init__(
-            self,
-            in_chs: int,
-            out_chs: int,
-            kernel_size: int = 1,
-            stride: int = 1,
-            dilation: int = 1,
-            act_layer: Type[nn.Module] = nn.ReLU,
-            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1, dilation: int = 1,
+                 act_layer: Type[nn.Module] = nn.ReLU, norm_layer: Type[nn.Module] = nn.BatchNorm2d, device=None,
+                 dtype=None):
         super().__init__()
         padding = dilation * (kernel_size // 2)
         self.conv = nn.Conv2d(
@@ -97,18 +88,9 @@ class DenseLayer(nn.Module):
     `drop_path` (stochastic depth of dense nets) drops a sample's new features as a whole.
     """
 
-    def __init__(
-            self,
-            in_chs: int,
-            growth_rate: int,
-            bn_size: int = 4,
-            dilation: int = 1,
-            act_layer: Type[nn.Module] = nn.ReLU,
-            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
-            drop_path: Optional[nn.Module] = None,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, in_chs: int, growth_rate: int, bn_size: int = 4, dilation: int = 1,
+                 act_layer: Type[nn.Module] = nn.ReLU, norm_layer: Type[nn.Module] = nn.BatchNorm2d,
+                 drop_path: Optional[nn.Module] = None, device=None, dtype=None):
         super().__init__()
         dd = dict(device=device, dtype=dtype)
         mid_chs = bn_size * growth_rate
@@ -140,18 +122,9 @@ class TwoWayDenseLayer(nn.Module):
     `drop_path` drops each branch of a sample independently (drop-path in its original, per-path sense).
     """
 
-    def __init__(
-            self,
-            in_chs: int,
-            growth_rate: int,
-            bottleneck_width: int = 4,
-            dilation: int = 1,
-            act_layer: Type[nn.Module] = nn.ReLU,
-            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
-            drop_path: Optional[nn.Module] = None,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, in_chs: int, growth_rate: int, bottleneck_width: int = 4, dilation: int = 1,
+                 act_layer: Type[nn.Module] = nn.ReLU, norm_layer: Type[nn.Module] = nn.BatchNorm2d,
+                 drop_path: Optional[nn.Module] = None, device=None, dtype=None):
         super().__init__()
         if growth_rate % 2:
             raise ValueError(f'the two-way dense layer needs an even growth rate, got {growth_rate}')
@@ -179,14 +152,8 @@ class PeleeStemBlock(nn.Module):
     at odd sizes it yields ceil(n/2) rows like the strided 3x3 conv branch, where the original fails to concat.
     """
 
-    def __init__(
-            self,
-            chs: int,
-            act_layer: Type[nn.Module] = nn.ReLU,
-            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, chs: int, act_layer: Type[nn.Module] = nn.ReLU, norm_layer: Type[nn.Module] = nn.BatchNorm2d,
+                 device=None, dtype=None):
         super().__init__()
         ca = dict(act_layer=act_layer, norm_layer=norm_layer, device=device, dtype=dtype)
         self.pool = nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True)
@@ -205,18 +172,9 @@ class Transition(nn.Module):
     With `out_chs=None` it is the bare pool (entering a stage after a "fusion last" stage).
     """
 
-    def __init__(
-            self,
-            in_chs: int,
-            out_chs: Optional[int],
-            pool: bool = True,
-            pool_first: bool = True,
-            pre_act: bool = True,
-            act_layer: Type[nn.Module] = nn.ReLU,
-            norm_layer: Type[nn.Module] = nn.BatchNorm2d,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, in_chs: int, out_chs: Optional[int], pool: bool = True, pool_first: bool = True,
+                 pre_act: bool = True, act_layer: Type[nn.Module] = nn.ReLU,
+                 norm_layer: Type[nn.Module] = nn.BatchNorm2d, device=None, dtype=None):
         super().__init__()
         dd = dict(device=device, dtype=dtype)
         self.pre_act = pre_act
@@ -252,31 +210,13 @@ class Transition(nn.Module):
 class CspDenseNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
     """Cross Stage Partial DenseNet / PeleeNet (see the module docstring)."""
 
-    def __init__(
-            self,
-            block_config: Sequence[int] = (6, 12, 24, 16),
-            style: str = 'densenet',
-            growth_rate: int = 32,
-            bn_size: int = 4,
-            bottleneck_widths: Sequence[int] = (1, 2, 4, 4),
-            stem_width: int = 64,
-            compression: float = 0.5,
-            part_ratio: float = 0.5,
-            trans_b_ratio: float = 0.5,
-            fusion: str = 'first_last',
-            pool_first: bool = True,
-            num_classes: int = 1000,
-            in_chans: int = 3,
-            global_pool: str = 'avg',
-            output_stride: int = 32,
-            drop_rate: float = 0.,
-            drop_path_rate: float = 0.,
-            act_layer: LayerType = nn.ReLU,
-            norm_layer: LayerType = nn.BatchNorm2d,
-            zero_init_last: bool = True,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, block_config: Sequence[int] = (6, 12, 24, 16), style: str = 'densenet', growth_rate: int = 32,
+                 bn_size: int = 4, bottleneck_widths: Sequence[int] = (1, 2, 4, 4), stem_width: int = 64,
+                 compression: float = 0.5, part_ratio: float = 0.5, trans_b_ratio: float = 0.5,
+                 fusion: str = 'first_last', pool_first: bool = True, num_classes: int = 1000, in_chans: int = 3,
+                 global_pool: str = 'avg', output_stride: int = 32, drop_rate: float = 0., drop_path_rate: float = 0.,
+                 act_layer: LayerType = nn.ReLU, norm_layer: LayerType = nn.BatchNorm2d, zero_init_last: bool = True,
+                 device=None, dtype=None):
         """
         Args:
             block_config: dense layers per stage (4 stages).
@@ -426,12 +366,8 @@ class CspDenseNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
             path += [(stage, i if i < NUM_STAGES else -1), (transition, -1)]
         return path + [(self.final_norm, NUM_STAGES)]
 
-    def prune_intermediate_layers(
-            self,
-            indices: Union[int, List[int]] = 1,
-            prune_norm: bool = False,
-            prune_head: bool = True,
-    ) -> List[int]:
+    def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> List[int]:
         """Replace every module after the last needed feature by Identity; return the kept indices.
 
         `prune_norm` is ignored: the final norm produces feature 4 itself.

@@ -86,14 +86,9 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
     return filter_checkpoint(sd, model, prefixes=())
 
 
-def _create_dcn_resnet(
-        variant: str,
-        pretrained: bool = False,
-        layers: Sequence[int] = (3, 4, 6, 3),
-        dcn_stages: Sequence[int] = DEFAULT_DCN_STAGES,
-        deform_groups: int = 1,
-        **kwargs,
-) -> PluggableResNet:
+def _create_dcn_resnet(variant: str, pretrained: bool = False, layers: Sequence[int] = (3, 4, 6, 3),
+                       dcn_stages: Sequence[int] = DEFAULT_DCN_STAGES, deform_groups: int = 1,
+                       **kwargs) -> PluggableResNet:
     dcn_stages = tuple(dcn_stages)
     if any(s not in (1, 2, 3, 4) for s in dcn_stages):
         raise ValueError(

@@ -45,20 +45,9 @@ class GhostResNetBottleneck(ResidualBlock):
     """
     expansion = 4
 
-    def __init__(
-            self,
-            in_chs: int,
-            planes: int,
-            stride: int = 1,
-            dilation: int = 1,
-            first_dilation: Optional[int] = None,
-            downsample: Optional[nn.Module] = None,
-            layers: BlockLayers = BlockLayers(),
-            ratio: int = 2,
-            dw_size: int = 3,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, in_chs: int, planes: int, stride: int = 1, dilation: int = 1,
+                 first_dilation: Optional[int] = None, downsample: Optional[nn.Module] = None,
+                 layers: BlockLayers = BlockLayers(), ratio: int = 2, dw_size: int = 3, device=None, dtype=None):
         super().__init__()
         if layers.mid_act_layer is not None:
             raise ValueError(
@@ -86,16 +75,8 @@ class GhostResNetBottleneck(ResidualBlock):
         return self.act3(self.residual(y, x))
 
 
-def ghost_shortcut(
-        in_chs: int,
-        out_chs: int,
-        stride: int,
-        norm_layer: Type[nn.Module],
-        ratio: int = 2,
-        dw_size: int = 3,
-        device=None,
-        dtype=None,
-) -> nn.Module:
+def ghost_shortcut(in_chs: int, out_chs: int, stride: int, norm_layer: Type[nn.Module], ratio: int = 2,
+                   dw_size: int = 3, device=None, dtype=None) -> nn.Module:
     """Projection shortcut as a linear Ghost module: strided 1x1 primary conv + BN, cheap d x d conv + BN."""
     return GhostModule(
         in_chs, out_chs, 1, stride=stride, ratio=ratio, dw_size=dw_size, act_layer=None, norm_layer=norm_layer,

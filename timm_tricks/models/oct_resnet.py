@@ -52,20 +52,10 @@ class OctBottleneck(nn.Module):
     """
     expansion = 4
 
-    def __init__(
-            self,
-            in_chs: int,
-            planes: int,
-            stride: int = 1,
-            dilation: int = 1,
-            first_dilation: Optional[int] = None,
-            downsample: Optional[nn.Module] = None,
-            layers: BlockLayers = BlockLayers(),
-            alpha_in: Optional[float] = None,
-            alpha: float = 0.5,
-            device=None,
-            dtype=None,
-    ):
+    def __init__(self, in_chs: int, planes: int, stride: int = 1, dilation: int = 1,
+                 first_dilation: Optional[int] = None, downsample: Optional[nn.Module] = None,
+                 layers: BlockLayers = BlockLayers(), alpha_in: Optional[float] = None, alpha: float = 0.5, device=None,
+                 dtype=None):
         super().__init__()
         if layers.aa_layer is not None:
             raise ValueError('oct_resnet: aa_layer is not supported: the octave conv subsamples by 2x2 average pooling')
@@ -153,16 +143,8 @@ class OctaveStage(nn.Sequential):
         return merge_octave(x_h, x_l)
 
 
-def oct_shortcut(
-        in_chs: int,
-        out_chs: int,
-        stride: int,
-        norm_layer: Type[nn.Module],
-        alpha_in: float,
-        alpha_out: float,
-        device=None,
-        dtype=None,
-) -> OctSequential:
+def oct_shortcut(in_chs: int, out_chs: int, stride: int, norm_layer: Type[nn.Module], alpha_in: float, alpha_out: float,
+                 device=None, dtype=None) -> OctSequential:
     """Projection shortcut: strided 1x1 octave conv + a norm per frequency (`downsample.0.conv.*`, `.bn_h`, `.bn_l`)."""
     return OctSequential(OctaveConvNormAct(
         in_chs, out_chs, 1, alpha_in, alpha_out, stride=stride, norm_layer=norm_layer, apply_act=False,
@@ -189,9 +171,8 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
     return filter_checkpoint(state_dict, model)
 
 
-def _create_oct_resnet(
-        variant: str, pretrained: bool = False, layers=(3, 4, 6, 3), oct_alpha: float = 0.5, **kwargs,
-) -> PluggableResNet:
+def _create_oct_resnet(variant: str, pretrained: bool = False, layers=(3, 4, 6, 3), oct_alpha: float = 0.5,
+                       **kwargs) -> PluggableResNet:
     return build_tricks_model(
         PluggableResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn,
         **merge_model_args(oct_resnet_args(layers, oct_alpha), kwargs))

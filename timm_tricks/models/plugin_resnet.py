@@ -55,9 +55,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
     return filter_checkpoint(state_dict, model, rename=_rename)
 
 
-def _create_plugin_resnet(
-        variant: str, pretrained: bool, model_args: Dict[str, Any], **kwargs,
-) -> PluggableResNet:
+def _create_plugin_resnet(variant: str, pretrained: bool, model_args: Dict[str, Any], **kwargs) -> PluggableResNet:
     return build_tricks_model(
         PluggableResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn,
         **merge_model_args(model_args, kwargs))

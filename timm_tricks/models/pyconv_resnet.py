@@ -48,9 +48,8 @@ class PyConvHGBottleneck(Bottleneck):
     expansion = 2
 
 
-def pool_conv_shortcut(
-        in_chs: int, out_chs: int, stride: int, norm_layer: Type[nn.Module], device=None, dtype=None,
-) -> nn.Module:
+def pool_conv_shortcut(in_chs: int, out_chs: int, stride: int, norm_layer: Type[nn.Module], device=None,
+                       dtype=None) -> nn.Module:
     """iResNet shortcut: 3x3 max-pool (stride 1 in a dilated stage), then 1x1 conv + norm when the width changes.
 
     Keys `downsample.1` / `downsample.2` as in the authors' checkpoints; without a width change (layer1 of

@@ -37,12 +37,8 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
     return filter_checkpoint(state_dict, model, prefixes=('1.', 'module.'))
 
 
-def _create_spconv_resnet(
-        variant: str,
-        pretrained: bool = False,
-        spconv_ratio: float = 0.5,
-        **kwargs,
-) -> PluggableResNet:
+def _create_spconv_resnet(variant: str, pretrained: bool = False, spconv_ratio: float = 0.5,
+                          **kwargs) -> PluggableResNet:
     if not 0. < spconv_ratio < 1.:
         raise ValueError(f'spconv_ratio (the SPConv alpha) must be in (0, 1), got {spconv_ratio}')
     # the SPConv's two inner norms are the model's norm_layer too

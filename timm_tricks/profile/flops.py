@@ -34,12 +34,8 @@ class FlopCount:
         return sum(self.by_operator.get(op, 0) for op in CONV_LINEAR_OPERATORS)
 
 
-def count_flops(
-        model_or_name: ModelOrName,
-        input_size: InputSize = (3, 224, 224),
-        include_deform_sampling: bool = False,
-        table_depth: Optional[int] = 3,
-) -> FlopCount:
+def count_flops(model_or_name: ModelOrName, input_size: InputSize = (3, 224, 224),
+                include_deform_sampling: bool = False, table_depth: Optional[int] = 3) -> FlopCount:
     """Count the MACs of one image of `input_size` (C, H, W) with fvcore: eval mode, batch 1, no grad, eager model.
 
     A name is resolved like `timm.create_model` would (close matches suggested on a typo) and built without

@@ -81,12 +81,8 @@ class ModelProfile:
         }
 
 
-def profile_model(
-        model_or_name: ModelOrName,
-        setup: ProfileSetup = ProfileSetup(),
-        batch_sizes: Sequence[int] = (1,),
-        runtimes: Optional[Sequence[str]] = None,
-) -> ModelProfile:
+def profile_model(model_or_name: ModelOrName, setup: ProfileSetup = ProfileSetup(), batch_sizes: Sequence[int] = (1,),
+                  runtimes: Optional[Sequence[str]] = None) -> ModelProfile:
     """MACs and parameters (fvcore protocol: eager, fp32, batch 1, where the model is – the CPU for a name) at
     `setup.input_size`, then the latency at each batch size (see `measure_latency`; a model passed in moves to
     `setup.device`) in each of `runtimes` (default: `setup.runtime`), the first being the reference of the rows'

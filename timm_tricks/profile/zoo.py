@@ -47,15 +47,8 @@ def zoo_models(pattern: str = '*', baselines: Sequence[str] = ()) -> List[Tuple[
     return models
 
 
-def run_zoo(
-        out_dir: Union[str, Path],
-        setup: ProfileSetup = ProfileSetup(),
-        runtimes: Optional[Sequence[str]] = None,
-        pattern: str = '*',
-        baselines: Sequence[str] = (),
-        batch_size: int = 1,
-        progress: bool = True,
-) -> ZooReport:
+def run_zoo(out_dir: Union[str, Path], setup: ProfileSetup = ProfileSetup(), runtimes: Optional[Sequence[str]] = None,
+            pattern: str = '*', baselines: Sequence[str] = (), batch_size: int = 1, progress: bool = True) -> ZooReport:
     """Profile every model of `zoo_models(pattern, baselines)` with `profile_model` at one batch size, in each of
     `runtimes` (default: `setup.runtime`; `throughput_ratio` is relative to the first), and write `<stem>.csv`,
     `<stem>.md` and, if matplotlib is installed, `<stem>-top1-vs-gmacs.png` and `<stem>-top1-vs-latency.png` to

@@ -216,13 +216,8 @@ def _conversion_record(
 
 # ---------------------------------------------------------------------------------------------------- model card
 
-def model_card(
-        conversion: Conversion,
-        entry: ManifestEntry,
-        model: nn.Module,
-        original_name: str,
-        levels: List[FeatureLevel],
-) -> str:
+def model_card(conversion: Conversion, entry: ManifestEntry, model: nn.Module, original_name: str,
+               levels: List[FeatureLevel]) -> str:
     """The repo's README.md: timm's card layout (front matter, details, usage, citation) plus provenance."""
     name, arch = conversion.name, conversion.name.split('.', 1)[0]
     classifier = model.num_classes > 0

@@ -234,12 +234,7 @@ def _unshared(state_dict: StateDict) -> StateDict:
     return out
 
 
-def fetch_converted(
-        name: str,
-        url: str,
-        convert: Callable[[Any], StateDict],
-        progress: bool = True,
-) -> Path:
+def fetch_converted(name: str, url: str, convert: Callable[[Any], StateDict], progress: bool = True) -> Path:
     """The cached conversion of `name` (`arch.tag`), downloading `url` and converting it first where needed.
 
     `convert` maps the authors' checkpoint to our state dict (the family's checkpoint filter); its errors (e.g. a
@@ -261,15 +256,8 @@ def fetch_converted(
     return final
 
 
-def _download_and_convert(
-        name: str,
-        entry: ManifestEntry,
-        url: str,
-        original: Path,
-        final: Path,
-        convert: Callable[[Any], StateDict],
-        progress: bool,
-) -> None:
+def _download_and_convert(name: str, entry: ManifestEntry, url: str, original: Path, final: Path,
+                          convert: Callable[[Any], StateDict], progress: bool) -> None:
     _logger.info(f"{name}: downloading the authors' original from {url}")
     download(url, original, progress=progress)
     try:
