@@ -19,17 +19,16 @@ import json
 import re
 import socket
 import tempfile
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Mapping, NamedTuple
+from typing import Mapping
 from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
 from huggingface_hub import constants, file_download, hf_api
 from huggingface_hub.utils import _http
+from local_http import NO_FAULT, LocalServer, byte_range
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth")
 
@@ -41,15 +40,6 @@ FAST_BACKOFF = {"base_wait_time": 0.01, "max_wait_time": 0.05}
 
 _RESOLVE = re.compile(r"/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)")
 _MODEL_INFO = re.compile(r"/api/models/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?")
-_RANGE = re.compile(r"bytes=(\d+)-(\d*)")
-
-
-class Request(NamedTuple):
-    """One logged request (path as sent, without the query); equals a plain ``(method, path, status)`` tuple."""
-
-    method: str
-    path: str
-    status: int
 
 
 @dataclass(frozen=True)
@@ -78,40 +68,7 @@ def _card_data(readme: bytes | None) -> dict:
     return (yaml.safe_load(match.group(1)) or {}) if match else {}
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    hub: HubServer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as httpx pools connections
-    server: _HTTPServer
-
-    def do_GET(self) -> None:
-        self._handle(send_body=True)
-
-    def do_HEAD(self) -> None:
-        self._handle(send_body=False)
-
-    def _handle(self, send_body: bool) -> None:
-        hub = self.server.hub
-        path = urlsplit(self.path).path
-        status, headers, body = hub._respond(path, self.headers.get("Range"))
-        # Log before answering: the client may return (and the test assert) before this thread runs on.
-        hub._record(Request(self.command, path, status))
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))  # for HEAD: the length a GET would return
-        self.end_headers()
-        if send_body:
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's signature
-        pass  # the request log replaces stderr noise
-
-
-class HubServer:
+class HubServer(LocalServer):
     """A tiny Hub on ``http://127.0.0.1:<port>``, holding repos in memory.
 
     Repos persist for the server's life (publish once per module if it is expensive); the request log and the fault
@@ -124,25 +81,17 @@ class HubServer:
       * `fail` (force a status for matching paths) and `replace_file` (serve other bytes for one file).
     """
 
+    thread_name = "hub-server"
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        super().__init__()
         self._repos: dict[str, _Repo] = {}
         self._blobs: dict[str, bytes] = {}  # sha256 -> bytes, what the CDN serves
-        self._log: list[Request] = []
-        self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.hub = self
-        self.port: int = self._httpd.server_address[1]
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.endpoint = self.base
         # Same server, other origin: huggingface_hub then reads the metadata from the 302 itself instead of
         # following it during HEAD, which is what happens with the real Hub and its CDN.
         self.cdn_url = f"http://localhost:{self.port}/__cdn__"
         self.reset_faults()
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="hub-server", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
 
     # -- repos -------------------------------------------------------------------------------------------------
 
@@ -197,22 +146,6 @@ class HubServer:
         """The bytes served for ``filename`` now (after any `replace_file`)."""
         return self._replaced.get((repo_id, filename), self._repos[repo_id].files[filename])
 
-    # -- request log -------------------------------------------------------------------------------------------
-
-    @property
-    def requests(self) -> list[Request]:
-        """Requests answered so far, oldest first."""
-        with self._lock:
-            return list(self._log)
-
-    def clear_log(self) -> None:
-        with self._lock:
-            self._log.clear()
-
-    def _record(self, request: Request) -> None:
-        with self._lock:
-            self._log.append(request)
-
     # -- faults ------------------------------------------------------------------------------------------------
 
     def fail(self, path_pattern: str, status: int = 500) -> None:
@@ -244,7 +177,13 @@ class HubServer:
 
     # -- protocol ----------------------------------------------------------------------------------------------
 
-    def _respond(self, path: str, range_header: str | None) -> tuple[int, dict[str, str], bytes]:
+    def _logged_path(self, target: str) -> str:
+        return urlsplit(target).path  # without the query
+
+    def _respond(self, target: str, range_header: str | None):
+        return (*self._answer(urlsplit(target).path, range_header), NO_FAULT)
+
+    def _answer(self, path: str, range_header: str | None) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
             forced = next((status for pattern, status in self._forced if pattern.search(path)), None)
         if forced is not None:
@@ -253,7 +192,7 @@ class HubServer:
             data = self._blobs.get(path.removeprefix("/__cdn__/"))
             if data is None:
                 return self._error(404, None, "no such blob")
-            return self._content(data, range_header, {})
+            return byte_range(data, range_header, {})
         if match := _RESOLVE.fullmatch(path):
             # Matched before unquoting: a revision such as refs/pr/1 arrives as refs%2Fpr%2F1.
             repo_id, revision, filename = (unquote(match[group]) for group in ("repo", "rev", "file"))
@@ -284,9 +223,9 @@ class HubServer:
             return status, {**error_headers, **headers}, body
         sha256 = hashlib.sha256(data).hexdigest()
         if not filename.endswith(WEIGHT_SUFFIXES):
-            return self._content(data, range_header, {**headers, "ETag": f'"{_git_blob_sha1(data)}"'})
+            return byte_range(data, range_header, {**headers, "ETag": f'"{_git_blob_sha1(data)}"'})
         if self.inline_weights:
-            return self._content(data, range_header, {**headers, "ETag": f'"{sha256}"'})
+            return byte_range(data, range_header, {**headers, "ETag": f'"{sha256}"'})
         headers.update(
             {
                 "ETag": f'"{_lfs_pointer_sha1(sha256, len(data))}"',
@@ -311,18 +250,6 @@ class HubServer:
             "cardData": repo.card_data,
         }
         return 200, {"Content-Type": "application/json"}, json.dumps(info).encode()
-
-    @staticmethod
-    def _content(data: bytes, range_header: str | None, headers: dict[str, str]):
-        """200 with ``data``, or 206 with the requested byte range (416 if it starts past the end)."""
-        match = _RANGE.fullmatch(range_header or "")
-        if not match:
-            return 200, {**headers, "Accept-Ranges": "bytes"}, data
-        start = int(match[1])
-        end = min(int(match[2]) if match[2] else len(data) - 1, len(data) - 1)
-        if start >= len(data):
-            return 416, {**headers, "Content-Range": f"bytes */{len(data)}"}, b""
-        return 206, {**headers, "Content-Range": f"bytes {start}-{end}/{len(data)}"}, data[start : end + 1]
 
     def _error(self, status: int, code: str | None, message: str):
         # Header values must be latin-1: escape anything else (e.g. a unicode file name) rather than crash.

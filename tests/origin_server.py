@@ -18,19 +18,11 @@ Request log: `requests` (method, path with query, status).
 from __future__ import annotations
 
 import re
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-_RANGE = re.compile(r'bytes=(\d+)-(\d*)')
+from local_http import NO_FAULT, LocalServer, byte_range
 
-
-class Request(NamedTuple):
-    method: str
-    path: str  # with the query
-    status: int
+_BINARY = {'Content-Type': 'application/octet-stream'}
 
 
 def _page(title: str, body: str = '') -> bytes:
@@ -38,69 +30,17 @@ def _page(title: str, body: str = '') -> bytes:
             f'<body>{body}</body></html>').encode()
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    origin: OriginServer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = 'HTTP/1.1'
-    server: _HTTPServer
-
-    def do_GET(self) -> None:
-        self._handle(send_body=True)
-
-    def do_HEAD(self) -> None:
-        self._handle(send_body=False)
-
-    def _handle(self, send_body: bool) -> None:
-        origin = self.server.origin
-        status, headers, body, fault = origin._respond(self.path, self.headers.get('Range'))
-        origin._record(Request(self.command, self.path, status))
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header('Content-Length', str(len(body)))
-        self.end_headers()
-        if not send_body:
-            return
-        kind, value = fault
-        if kind == 'drop':  # announce everything, send part, hang up
-            self.wfile.write(body[:value])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        if kind == 'slow':
-            chunk = max(1, len(body) // 4)
-            for start in range(0, len(body), chunk):
-                self.wfile.write(body[start:start + chunk])
-                self.wfile.flush()
-                time.sleep(value)
-            return
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args) -> None:  # noqa: A002
-        pass
-
-
-class OriginServer:
+class OriginServer(LocalServer):
     """The authors' download hosts on ``http://127.0.0.1:<port>``; `url(path)` gives a file's URL."""
 
+    thread_name = 'origin-server'
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        super().__init__()
         self._files: dict[str, bytes] = {}  # path (no query) -> bytes
         self._drive: dict[str, tuple[bytes, bool]] = {}  # file id -> (bytes, quota exceeded)
         self._sharepoint: dict[str, tuple[bytes, bool]] = {}  # token -> (bytes, sign-in required)
         self._faults: dict[str, tuple[str, object]] = {}
-        self._log: list[Request] = []
-        self._httpd = _HTTPServer(('127.0.0.1', 0), _Handler)
-        self._httpd.origin = self
-        self.base = f'http://127.0.0.1:{self._httpd.server_address[1]}'
-        threading.Thread(target=self._httpd.serve_forever, name='origin-server', daemon=True).start()
-
-    def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -151,43 +91,32 @@ class OriginServer:
             self._faults.clear()
             self._log.clear()
 
-    # -- log -----------------------------------------------------------------------------------------------------
-
-    @property
-    def requests(self) -> list[Request]:
-        with self._lock:
-            return list(self._log)
-
-    def _record(self, request: Request) -> None:
-        with self._lock:
-            self._log.append(request)
-
     # -- protocol ------------------------------------------------------------------------------------------------
 
     def _respond(self, target: str, range_header: str | None):
         parts = urlsplit(target)
         path, query = parts.path, parse_qs(parts.query)
         with self._lock:
-            kind, value = self._faults.get(path, ('', None))
+            kind, value = self._faults.get(path, NO_FAULT)
         if kind == 'status':
-            return value, {'Content-Type': 'text/html'}, _page(f'Error {value}', 'The request failed.'), ('', None)
+            return value, {'Content-Type': 'text/html'}, _page(f'Error {value}', 'The request failed.'), NO_FAULT
         if kind == 'html':
-            return 200, {'Content-Type': 'text/html; charset=utf-8'}, _page(value, 'Please sign in.'), ('', None)
+            return 200, {'Content-Type': 'text/html; charset=utf-8'}, _page(value, 'Please sign in.'), NO_FAULT
         if path == '/uc' and 'id' in query:
-            return self._drive_page(query['id'][0]) + (('', None),)
+            return self._drive_page(query['id'][0]) + (NO_FAULT,)
         if path == '/download' and 'id' in query:
-            return self._drive_file(query) + (('', None),)
+            return self._drive_file(query) + (NO_FAULT,)
         if match := re.fullmatch(r'/:u:/g/personal/([^/]+)/([^/]+)', path):
-            return self._sharepoint_link(match[1], match[2], query) + (('', None),)
+            return self._sharepoint_link(match[1], match[2], query) + (NO_FAULT,)
         if match := re.fullmatch(r'/personal/[^/]+/_layouts/15/download\.aspx', path):
             entry = self._sharepoint.get(query.get('share', [''])[0])
             if entry is None:
-                return 404, {'Content-Type': 'text/html'}, _page('Not found'), ('', None)
-            return self._content(entry[0], range_header) + (('', None),)
+                return 404, {'Content-Type': 'text/html'}, _page('Not found'), NO_FAULT
+            return byte_range(entry[0], range_header, _BINARY) + (NO_FAULT,)
         data = self._files.get(path)
         if data is None:
-            return 404, {'Content-Type': 'application/xml'}, b'<Error><Code>NoSuchKey</Code></Error>', ('', None)
-        return self._content(data, range_header) + ((kind, value),)
+            return 404, {'Content-Type': 'application/xml'}, b'<Error><Code>NoSuchKey</Code></Error>', NO_FAULT
+        return byte_range(data, range_header, _BINARY) + ((kind, value),)
 
     def _drive_page(self, file_id: str):
         entry = self._drive.get(file_id)
@@ -225,15 +154,3 @@ class OriginServer:
         if query.get('download') != ['1']:
             return 200, {'Content-Type': 'text/html'}, _page('weights.pkl - OneDrive', '<div id="viewer"></div>')
         return 302, {'Location': f'/personal/{user}/_layouts/15/download.aspx?share={token}'}, b''
-
-    @staticmethod
-    def _content(data: bytes, range_header: str | None):
-        headers = {'Content-Type': 'application/octet-stream', 'Accept-Ranges': 'bytes'}
-        match = _RANGE.fullmatch(range_header or '')
-        if not match:
-            return 200, headers, data
-        start = int(match[1])
-        end = min(int(match[2]) if match[2] else len(data) - 1, len(data) - 1)
-        if start >= len(data):
-            return 416, {**headers, 'Content-Range': f'bytes */{len(data)}'}, b''
-        return 206, {**headers, 'Content-Range': f'bytes {start}-{end}/{len(data)}'}, data[start:end + 1]
