@@ -24,7 +24,6 @@ Exit status: 0, or 1 when a download, conversion or upload failed; 2 for bad arg
 """
 import argparse
 import fnmatch
-import json
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -42,7 +41,7 @@ from timm_tricks.publishing import (  # noqa: E402
     write_card_files,
 )
 from timm_tricks.publishing.convert import RECORD_FILE  # noqa: E402
-from timm_tricks.weights import ManifestEntry, load_manifest  # noqa: E402
+from timm_tricks.weights import ManifestEntry, load_manifest, load_tag_map  # noqa: E402
 from timm_tricks.weights.origin import check_checksum, download  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -68,18 +67,6 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help='only write the model cards and config.json files (no download)')
     parser.add_argument('--cards', type=Path, default=CARDS_ROOT, help='with --cards-only: where (default weights/)')
     return parser.parse_args(argv)
-
-
-def read_map(path: Optional[Path], what: str) -> Dict[str, str]:
-    if path is None:
-        return {}
-    mapping = json.loads(path.read_text(encoding='utf-8'))
-    if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
-        raise TricksError(f'{path}: expected a JSON object {{"arch.tag": "{what}"}}')
-    unknown = sorted(set(mapping) - set(load_manifest()))
-    if unknown:
-        raise TricksError(f"{path}: not in the weights manifest: {', '.join(unknown)}")
-    return mapping
 
 
 def find_original(name: str, entry: ManifestEntry, args: argparse.Namespace, files: Dict[str, str],
@@ -138,7 +125,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     manifest = load_manifest()
     try:
-        files, urls = read_map(args.map, 'file'), read_map(args.urls, 'url')
+        files = load_tag_map(args.map, 'file') if args.map else {}
+        urls = load_tag_map(args.urls, 'url') if args.urls else {}
     except TricksError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

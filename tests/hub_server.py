@@ -330,9 +330,8 @@ class HubSession:
 @pytest.fixture(scope="session")
 def hub_server():
     """One `HubServer` for the whole session."""
-    server = HubServer()
-    yield server
-    server.close()
+    with HubServer() as server:
+        yield server
 
 
 @pytest.fixture

@@ -57,6 +57,12 @@ class LocalServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     @property
     def requests(self) -> list[Request]:
         """Requests answered so far, oldest first."""

@@ -46,9 +46,8 @@ def _unused_port() -> int:
 
 @pytest.fixture(scope='module')
 def origin_server():
-    server = OriginServer()
-    yield server
-    server.close()
+    with OriginServer() as server:
+        yield server
 
 
 @pytest.fixture

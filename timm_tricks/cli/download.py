@@ -1,10 +1,9 @@
 """`timm-tricks download NAME... | --pattern P | --all`: fetch (and convert) pretrained weights ahead of time, e.g.
 on a login node for compute nodes without network, through the same resolution as `pretrained=True`."""
-import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import timm
 import torch
@@ -12,7 +11,7 @@ from huggingface_hub import try_to_load_from_cache
 
 from .._registry import list_models, resolve_model_name
 from ..errors import TricksError
-from ..weights import load_manifest, origin
+from ..weights import load_manifest, load_tag_map, origin
 
 _HUB_FILES = ('model.safetensors', 'pytorch_model.bin')  # what timm loads from a Hub repo, in its order
 
@@ -47,18 +46,6 @@ def _selected(args) -> List[str]:
     if not names:
         raise TricksError(f"no tag with weights matches '{args.pattern}'")
     return names
-
-
-def _mirror_urls(path: Optional[Path]) -> Dict[str, str]:
-    if path is None:
-        return {}
-    urls = json.loads(path.read_text(encoding='utf-8'))
-    if not isinstance(urls, dict) or not all(isinstance(v, str) for v in urls.values()):
-        raise TricksError(f'{path}: expected a JSON object {{"arch.tag": "url"}}')
-    unknown = sorted(set(urls) - set(load_manifest()))
-    if unknown:
-        raise TricksError(f"{path}: not in the weights manifest: {', '.join(unknown)}")
-    return urls
 
 
 def hub_cache_file(repo_id: str) -> Optional[str]:
@@ -100,7 +87,7 @@ def weight_sources(name: str) -> List[str]:
 
 
 def _download(args) -> int:
-    names, urls = _selected(args), _mirror_urls(args.urls)
+    names, urls = _selected(args), (load_tag_map(args.urls, 'url') if args.urls else {})
     failed = []
     for name in names:
         try:

@@ -10,12 +10,14 @@ This is the bottom layer of the package: the model families import it, so it imp
 is `timm_tricks.publishing`.
 """
 import json
+import os
 import re
 from dataclasses import MISSING, dataclass, field, fields
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import timm
 
@@ -109,6 +111,17 @@ def manifest_entry(name: str) -> ManifestEntry:
         return load_manifest()[name]
     except KeyError:
         raise UnknownModelError(f"No published checkpoint '{name}' in the weights manifest.") from None
+
+
+def load_tag_map(path: Union[str, os.PathLike], what: str) -> Dict[str, str]:
+    """A JSON file `{"arch.tag": "<what>"}` (e.g. mirror URLs per tag), every key checked against the manifest."""
+    mapping = json.loads(Path(path).read_text(encoding='utf-8'))
+    if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+        raise TricksError(f'{path}: expected a JSON object {{"arch.tag": "{what}"}}')
+    unknown = sorted(set(mapping) - set(load_manifest()))
+    if unknown:
+        raise TricksError(f"{path}: not in the weights manifest: {', '.join(unknown)}")
+    return mapping
 
 
 def released_cfg(name: str, set_url: bool = True, **cfg: Any) -> Dict[str, Any]:
