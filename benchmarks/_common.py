@@ -10,7 +10,7 @@ import sys
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import timm
 import torch
@@ -38,19 +38,26 @@ def load_average() -> str:
     return ' / '.join(f'{v:.1f}' for v in os.getloadavg())
 
 
-def add_timing_args(parser: argparse.ArgumentParser, reps: int, warmup: int, out_name: str) -> None:
-    """--batch, --size, --reps, --warmup, --threads and --out (default results/<out_name>)."""
+def timing_parser(doc: str, reps: int, warmup: int, out_name: str, **defaults: Any) -> argparse.ArgumentParser:
+    """A parser described by the first line of `doc`, with --batch, --size, --reps, --warmup, --threads and --out
+    (default results/<out_name>); `defaults` replace these defaults."""
+    parser = argparse.ArgumentParser(description=doc.split('\n')[0])
     parser.add_argument('--batch', type=int, nargs='+', default=[1, 8])
     parser.add_argument('--size', type=int, default=224)
     parser.add_argument('--reps', type=int, default=reps)
     parser.add_argument('--warmup', type=int, default=warmup)
     parser.add_argument('--threads', type=int, default=None, help='torch threads (default: torch default)')
     parser.add_argument('--out', default=str(ROOT / 'results' / out_name))
+    parser.set_defaults(**defaults)
+    return parser
 
 
-def set_threads(threads: Any) -> None:
-    if threads:
-        torch.set_num_threads(threads)
+def parse_timing_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The parsed arguments, with torch's thread count set to --threads (if given)."""
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args
 
 
 def interleaved(runs: Dict[str, Callable[[], Any]], warmup: int, reps: int,

@@ -7,7 +7,6 @@ same depth and the fvcore MACs go to `results/blurpool_resnet_cpu.md` (or `--out
     python benchmarks/blurpool_resnet_cpu.py                    # batch 1 and 8 at 224, a few minutes on 2 cores
     python benchmarks/blurpool_resnet_cpu.py --reps 5 --batch 1 # quicker look
 """
-import argparse
 import warnings
 
 import timm
@@ -36,10 +35,8 @@ def _macs(model: torch.nn.Module, size: int) -> float:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    common.add_timing_args(parser, reps=9, warmup=2, out_name='blurpool_resnet_cpu.md')
-    args = parser.parse_args()
-    common.set_threads(args.threads)
+    parser = common.timing_parser(__doc__, reps=9, warmup=2, out_name='blurpool_resnet_cpu.md')
+    args = common.parse_timing_args(parser)
 
     torch.manual_seed(0)
     models = {n: timm.create_model(n).eval() for n in MODELS}

@@ -11,7 +11,6 @@ The MAC column is fvcore's total at 224 from the specs (dcnv2.md §3, flops_late
     python benchmarks/dcn_cpu.py                      # batch 1 and 8 at 224, a few minutes on 2 cores
     python benchmarks/dcn_cpu.py --reps 5 --batch 1   # quicker look
 """
-import argparse
 import contextlib
 import os
 
@@ -62,10 +61,8 @@ def deform_share(model, size: int) -> float:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    common.add_timing_args(parser, reps=7, warmup=2, out_name='dcn_cpu.md')
-    args = parser.parse_args()
-    common.set_threads(args.threads)
+    parser = common.timing_parser(__doc__, reps=7, warmup=2, out_name='dcn_cpu.md')
+    args = common.parse_timing_args(parser)
 
     torch.manual_seed(0)
     # one instance per model and layout, so the channels_last conversion does not leak into the NCHW runs

@@ -10,7 +10,6 @@ Medians and ratios go to `results/dcn_fast_cpu.md` (or `--out`).
     python benchmarks/dcn_fast_cpu.py                  # batch 8 at 224, 2 threads
     python benchmarks/dcn_fast_cpu.py --reps 3         # quicker look
 """
-import argparse
 import contextlib
 import os
 import time
@@ -97,12 +96,9 @@ def bench_layers(args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    common.add_timing_args(parser, reps=5, warmup=2, out_name='dcn_fast_cpu.md')
-    parser.set_defaults(batch=[8], threads=2)
+    parser = common.timing_parser(__doc__, reps=5, warmup=2, out_name='dcn_fast_cpu.md', batch=[8], threads=2)
     parser.add_argument('--append', action='store_true', help='append to --out (e.g. a run at another thread count)')
-    args = parser.parse_args()
-    common.set_threads(args.threads)
+    args = common.parse_timing_args(parser)
     load_before = common.load_average()
     models, models_cpu, rel = bench_models(args)
     print(', '.join(f'{n} {t:.1f} ms' for n, t in models.items()), flush=True)

@@ -8,7 +8,6 @@ here), to set the measured speed-up against the MAC reduction.
     python benchmarks/ghost_resnet_cpu.py                     # batch 1 and 8 at 224, ~2-4 minutes on 2 cores
     python benchmarks/ghost_resnet_cpu.py --reps 5 --batch 1  # quicker look
 """
-import argparse
 
 import timm
 import torch
@@ -23,10 +22,8 @@ MODELS = ('resnet50', 'ghost_resnet50', 'ghost_resnet50_s4', 'ghostnet_100')
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    common.add_timing_args(parser, reps=11, warmup=3, out_name='ghost_resnet_cpu.md')
-    args = parser.parse_args()
-    common.set_threads(args.threads)
+    parser = common.timing_parser(__doc__, reps=11, warmup=3, out_name='ghost_resnet_cpu.md')
+    args = common.parse_timing_args(parser)
 
     torch.manual_seed(0)
     models = {n: timm.create_model(n).eval() for n in MODELS}

@@ -8,7 +8,6 @@ onnxruntime gets the same number of intra-op threads as torch. Results go to `re
     python benchmarks/onnx_cpu.py                       # batch 8 at 224, 2 threads, every representative
     python benchmarks/onnx_cpu.py --reps 3 --models dcnv2_resnet50 resnet50
 """
-import argparse
 import os
 import tempfile
 from functools import partial
@@ -50,13 +49,10 @@ def bench_model(name, args, tmp):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    common.add_timing_args(parser, reps=5, warmup=1, out_name='onnx_cpu.md')
+    parser = common.timing_parser(__doc__, reps=5, warmup=1, out_name='onnx_cpu.md', batch=[8], threads=2)
     parser.add_argument('--models', nargs='+', default=REPRESENTATIVES)
-    parser.set_defaults(batch=[8], threads=2)
     parser.add_argument('--append', action='store_true', help='append to --out (e.g. a run at another thread count)')
-    args = parser.parse_args()
-    common.set_threads(args.threads)
+    args = common.parse_timing_args(parser)
     load_before = common.load_average()
     results = {}
     with tempfile.TemporaryDirectory(prefix='onnx_cpu_') as tmp:

@@ -7,7 +7,6 @@ B, C, ..., A), after warm-up, under `torch.inference_mode()`; the medians and th
     python benchmarks/spconv_cpu.py                       # batch 1 and 8 at 224, ~5-10 minutes on 2 shared cores
     python benchmarks/spconv_cpu.py --reps 5 --batch 1    # quicker look
 """
-import argparse
 import time
 from functools import partial
 
@@ -72,15 +71,13 @@ def bench(models, batch: int, size: int, warmup: int, reps: int):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    common.add_timing_args(parser, reps=15, warmup=3, out_name='spconv_cpu.md')
+    parser = common.timing_parser(__doc__, reps=15, warmup=3, out_name='spconv_cpu.md')
     parser.add_argument('--arch', nargs='+', default=['spconv_resnet50'],
                         help='SPConv models to compare (e.g. spconv_resnet50 spconv_resnet50_a4)')
     parser.add_argument('--merge', nargs='+', default=['auto', 'pointwise', 'kxk'],
                         help="SPConv2d.fuse(merge=...) modes to compare ('auto' is the default, = 'none')")
     parser.add_argument('--append', action='store_true', help='append to --out instead of overwriting it')
-    args = parser.parse_args()
-    common.set_threads(args.threads)
+    args = common.parse_timing_args(parser)
 
     resnet50 = timm.create_model('resnet50').eval()
     models = {'resnet50 (timm)': resnet50}

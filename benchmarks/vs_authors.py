@@ -37,7 +37,6 @@ import os
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
 # isort: split
-import argparse
 import importlib
 import subprocess
 import sys
@@ -221,17 +220,14 @@ def bench_family(family: Family, args, resnet50: nn.Module, tmp: Path) -> Family
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    common.add_timing_args(parser, reps=5, warmup=1, out_name='vs_authors_cpu.md')
-    parser.set_defaults(threads=2)
+    parser = common.timing_parser(__doc__, reps=5, warmup=1, out_name='vs_authors_cpu.md', threads=2)
     parser.add_argument('--authors-root', type=Path, default=Path('/tmp/authors'),
                         help='folder holding the authors\' checkouts (see the docstring)')
     parser.add_argument('--families', nargs='+', choices=list(FAMILIES), default=list(FAMILIES))
     parser.add_argument('--no-compile', dest='compile', action='store_false', help='skip the torch.compile path')
     parser.add_argument('--tolerance', type=float, default=1e-4,
                         help='largest max |ours - authors| / max |authors| accepted on the logits')
-    args = parser.parse_args(argv)
-    common.set_threads(args.threads)
+    args = common.parse_timing_args(parser, argv)
 
     start, load_before, busy = time.time(), common.load_average(), os.getloadavg()[0] >= 1.
     resnet50 = timm.create_model('resnet50').eval()
