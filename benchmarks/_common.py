@@ -90,19 +90,16 @@ def time_models(models: Dict[str, torch.nn.Module], args: argparse.Namespace) ->
     return results
 
 
-def report_header(args: argparse.Namespace, setup: str) -> List[str]:
-    """The command, machine and timing method lines of a report (markdown line breaks at their ends)."""
+def report_header(args: argparse.Namespace, setup: str, load_before: str) -> List[str]:
+    """The command, machine, timing method and load average (before the timing, now) lines of a report (markdown
+    line breaks at their ends)."""
     return [
         f'Command: `python benchmarks/{Path(sys.argv[0]).name} {" ".join(sys.argv[1:])}`'.rstrip() + '  ',
         f'CPU: {cpu_name()}, {os.cpu_count()} logical cores, torch {torch.__version__}, timm {timm.__version__}, '
         f'{torch.get_num_threads()} threads, input {args.size}x{args.size}, median of {args.reps} interleaved '
         f'repetitions after {args.warmup} warm-up runs, `torch.inference_mode()`, {setup}.  ',
+        f'Load average (1/5/15 min) before: {load_before}, after: {load_average()}. {SHARED_MACHINE_NOTE}',
     ]
-
-
-def load_line(before: str) -> str:
-    """The report line with the load average before the timing (`before`) and now."""
-    return f'Load average (1/5/15 min) before: {before}, after: {load_average()}. {SHARED_MACHINE_NOTE}'
 
 
 def max_rel_diff(actual: torch.Tensor, expected: torch.Tensor) -> float:

@@ -47,8 +47,7 @@ def main():
     lines = [
         '# BlurPool-ResNet CPU latency',
         '',
-        *common.report_header(args, 'fp32, NCHW'),
-        common.load_line(load_before),
+        *common.report_header(args, 'fp32, NCHW', load_before),
         '',
     ]
     for batch, res in results.items():

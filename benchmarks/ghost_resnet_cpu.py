@@ -34,8 +34,7 @@ def main():
     lines = [
         '# Ghost-ResNet-50 CPU latency',
         '',
-        *common.report_header(args, 'fp32, NCHW, eager'),
-        common.load_line(load_before),
+        *common.report_header(args, 'fp32, NCHW, eager', load_before),
         '',
     ]
     for batch, res in results.items():

@@ -99,8 +99,7 @@ def main():
         '',
     ] if not args.append else ['', '---', '']
     lines += [
-        *common.report_header(args, 'fp32, NCHW'),
-        common.load_line(load_before),
+        *common.report_header(args, 'fp32, NCHW', load_before),
         '',
     ]
     for batch, (wall, cpu) in results.items():
