@@ -28,21 +28,19 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+from huggingface_hub import get_token
 
-from huggingface_hub import get_token  # noqa: E402
-
-from timm_tricks.errors import TricksError  # noqa: E402
-from timm_tricks.publishing import (  # noqa: E402
+from timm_tricks.errors import TricksError
+from timm_tricks.publishing import (
     PUBLISHING_ORG,
     convert_checkpoint,
     plan_upload,
     upload,
     write_card_files,
 )
-from timm_tricks.publishing.convert import RECORD_FILE  # noqa: E402
-from timm_tricks.weights import ManifestEntry, load_manifest, load_tag_map  # noqa: E402
-from timm_tricks.weights.origin import check_checksum, download  # noqa: E402
+from timm_tricks.publishing.convert import RECORD_FILE
+from timm_tricks.weights import ManifestEntry, load_manifest, load_tag_map
+from timm_tricks.weights.origin import check_checksum, download
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CARDS_ROOT = REPO_ROOT / 'weights'

@@ -2,13 +2,9 @@
 
     python scripts/weights_table.py > /tmp/weights.md
 """
-import sys
-from pathlib import Path
 from urllib.parse import urlsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from timm_tricks.weights import ManifestEntry, load_manifest  # noqa: E402
+from timm_tricks.weights import ManifestEntry, load_manifest
 
 # how the README names each host of the authors' downloads
 HOSTS = {
