@@ -46,7 +46,8 @@ def timing_parser(doc: str, reps: int, warmup: int, out_name: str, **defaults: A
     parser.add_argument('--size', type=int, default=224)
     parser.add_argument('--reps', type=int, default=reps)
     parser.add_argument('--warmup', type=int, default=warmup)
-    parser.add_argument('--threads', type=int, default=None, help='torch threads (default: torch default)')
+    parser.add_argument('--threads', type=int, default=None,
+                        help="torch threads (default: %(default)s; None: torch's own)")
     parser.add_argument('--out', default=str(ROOT / 'results' / out_name))
     parser.set_defaults(**defaults)
     return parser
