@@ -86,10 +86,10 @@ def bench_layers(args):
         weight = torch.randn(channels, channels, 3, 3)
         offset = torch.randn(n, 18, size, size)
         mask = torch.rand(n, 9, size, size)
-        common = (x, weight, offset, mask, None, (1, 1), (1, 1), (1, 1), 1, 1)
+        op_args = (x, weight, offset, mask, None, (1, 1), (1, 1), (1, 1), 1, 1)
         results[name] = common.interleaved({
-            'ours': partial(deform_conv2d_cpu, *common),
-            'torchvision': partial(_torchvision_kernel, *common),
+            'ours': partial(deform_conv2d_cpu, *op_args),
+            'torchvision': partial(_torchvision_kernel, *op_args),
             'conv 3x3': partial(F.conv2d, x, weight, padding=1),
         }, args.warmup, args.reps, clocks=(time.process_time,))[0]
     return results
