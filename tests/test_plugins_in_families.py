@@ -9,6 +9,7 @@ reference written here (plain ResNet-50 + CBAM from the spec's equations). Small
 the family takes `layers=`, to keep CPU time low.
 """
 import math
+from functools import partial
 
 import pytest
 import timm
@@ -230,6 +231,37 @@ def test_first_block_overrides_a_stage_s_plugin():
         'spconv_resnet18', block_args=dict(attn_layer='nam'), stage_args=stage_args, layers=(1, 1, 1, 2), device='meta')
     assert isinstance(model.layer3[0].se, NAM) and isinstance(model.layer4[1].se, NAM)
     assert model.layer4[0].se is None
+
+
+def test_first_block_args_merge_and_the_caller_s_dicts_stay_unchanged():
+    stage_args = [dict(first_block=dict(attn_layer='se')), {}, {}, {}]
+    # OctResNet's own first_block (alpha_in: the single-frequency stem) survives the user's
+    models = [_create('oct_resnet', dict(stage_args=stage_args), device='meta') for _ in range(2)]
+    assert stage_args == [dict(first_block=dict(attn_layer='se')), {}, {}, {}]
+    for model in models:
+        assert model.layer1[0].conv1.conv.in_l == 0 and isinstance(model.layer1[0].se, SEModule)
+        assert model.layer1[1].se is None
+    # a first_block in block_args reaches the first block of every stage
+    block_args = dict(first_block=dict(attn_layer='nam'))
+    model = timm.create_model('spconv_resnet18', block_args=block_args, layers=(2, 2, 2, 2), device='meta')
+    assert all(isinstance(stage[0].se, NAM) and stage[1].se is None
+               for stage in (model.layer1, model.layer2, model.layer3, model.layer4))
+    assert block_args == dict(first_block=dict(attn_layer='nam'))
+
+
+@pytest.mark.parametrize('keyword', ['act_layer', 'norm_layer', 'aa_layer', 'drop_path_rate', 'drop_block'])
+def test_model_layer_keywords_in_block_args_are_refused(keyword):
+    with pytest.raises(ValueError, match=f'{keyword} cannot be set in block_args / stage_args'):
+        timm.create_model('blurpool_resnet18', block_args={keyword: None}, device='meta')
+    with pytest.raises(ValueError, match=f'{keyword} cannot be set in block_args / stage_args'):
+        timm.create_model('pyconv_resnet18', stage_args=[{}, {}, dict(first_block={keyword: None}), {}], device='meta')
+
+
+def test_zero_init_last_holds_with_a_timm_norm():
+    # timm's GroupNorm inherits torch's reset_parameters: it must not undo the zeroed last norm of each branch
+    model = timm.create_model('spconv_resnet18', norm_layer=partial(timm.layers.GroupNorm, 8), layers=(1, 1, 1, 1))
+    assert all(block.bn2.weight.abs().sum() == 0 for block in _blocks(model))
+    assert all(block.bn1.weight.abs().sum() > 0 for block in _blocks(model))
 
 
 # ------------------------------------------------------------------------------------- the registered models

@@ -13,6 +13,7 @@ from torch import nn
 
 from ..errors import NoPretrainedWeightsError
 from ..weights import load_manifest, origin
+from ._resnet import merge_block_args
 
 _logger = logging.getLogger(__name__)
 
@@ -31,15 +32,16 @@ def imagenet_cfg(**kwargs) -> Dict[str, Any]:
 
 def merge_model_args(model_args: Dict[str, Any], kwargs: Dict[str, Any]) -> Dict[str, Any]:
     """A family's `model_args` updated by the user's kwargs; `block_args` merge key by key and `stage_args`
-    stage by stage (the user's win), so a user's plug-in adds to the family's own layers instead of replacing them."""
+    stage by stage (the user's win; `first_block` dicts key by key too), so a user's plug-in adds to the family's
+    own layers instead of replacing them."""
     merged = dict(model_args, **kwargs)
     if model_args.get('block_args') and kwargs.get('block_args'):
-        merged['block_args'] = dict(model_args['block_args'], **kwargs['block_args'])
+        merged['block_args'] = merge_block_args(model_args['block_args'], kwargs['block_args'])
     if model_args.get('stage_args') and kwargs.get('stage_args'):
         family, user = list(model_args['stage_args']), list(kwargs['stage_args'])
         if len(family) != len(user):
             raise ValueError(f'stage_args needs one dict per stage ({len(family)}), got {len(user)}')
-        merged['stage_args'] = [dict(f, **u) for f, u in zip(family, user)]
+        merged['stage_args'] = [merge_block_args(f, u) for f, u in zip(family, user)]
     return merged
 
 

@@ -148,7 +148,30 @@ class BlockLayers:
         return DropPath(self.drop_path_rate) if self.drop_path_rate > 0. else nn.Identity()
 
 
-BLOCK_LAYER_NAMES = frozenset(f.name for f in fields(BlockLayers))
+# the BlockLayers fields `block_args` / `stage_args` may set; the others are model keywords (they also shape the stem
+# and the shortcuts, or are scheduled over the depth)
+BLOCK_PLUGIN_NAMES = frozenset({'attn_layer', 'attn_kwargs', 'mid_act_layer'})
+MODEL_LAYER_NAMES = frozenset(f.name for f in fields(BlockLayers)) - BLOCK_PLUGIN_NAMES
+
+
+def merge_block_args(base: Optional[Dict[str, Any]], override: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """`base` updated by `override` (the override wins), their `first_block` dicts merged the same way. Returns new
+    dicts: the skeleton pops keys from the result, never from the caller's."""
+    base, override = base or {}, override or {}
+    merged = dict(base, **override)
+    if 'first_block' in merged:
+        merged['first_block'] = dict(base.get('first_block') or {}, **(override.get('first_block') or {}))
+    return merged
+
+
+def _pop_plugins(args: Dict[str, Any]) -> Dict[str, Any]:
+    """Take the plug-in keywords out of a block's `args`; a model keyword given there is an error, not ignored."""
+    misplaced = sorted(MODEL_LAYER_NAMES & set(args))
+    if misplaced:
+        raise ValueError(
+            f"{', '.join(misplaced)} cannot be set in block_args / stage_args: they are model keywords (they shape the "
+            'stem and the shortcuts too, or are scheduled over the depth); pass them to create_model')
+    return {k: args.pop(k) for k in BLOCK_PLUGIN_NAMES & set(args)}
 
 
 class ResidualBlock(nn.Module):
@@ -258,6 +281,14 @@ class BasicBlock(ResidualBlock):
         return self.act2(self.residual(self.bn2(self.conv2(y)), x))
 
 
+def _has_own_init(module: nn.Module) -> bool:
+    """Whether `module` defines a `reset_parameters` beyond torch's (a plug-in's designed init: zero offsets, identity
+    transforms), which the He init of every conv would otherwise overwrite. Judged by where the method is defined, so
+    a timm norm or conv that inherits torch's keeps the He init."""
+    reset = getattr(type(module), 'reset_parameters', None)
+    return reset is not None and not reset.__module__.startswith('torch.')
+
+
 def _checkpointed(stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Gradient checkpointing per block; a stage container with its own `grad_checkpointing` does it itself."""
     if hasattr(stage, 'grad_checkpointing'):
@@ -291,7 +322,8 @@ class PluggableResNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
             stage_args: per-stage block keywords (e.g. a stage's conv_layer); they override `block_args`. The key
                 `first_block` holds keywords for the stage's first block only.
             block_args: keywords for every block: timm's plug-in names (`attn_layer`, `attn_kwargs`,
-                `mid_act_layer`; the `BlockLayers` fields) and the block class's own (`conv_layer`, `cardinality`, ...).
+                `mid_act_layer`) and the block class's own (`conv_layer`, `cardinality`, ...). The other layer
+                keywords (`act_layer`, `norm_layer`, `aa_layer`, the drop rates) are model keywords only.
             shortcut: projection shortcut factory, or one per stage.
             stage_layer: the stage container, called with the stage's blocks.
             dilate_first_block: in a stage de-strided for `output_stride`, the first block's spatial conv uses the
@@ -326,13 +358,12 @@ class PluggableResNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
         in_chs, prev_dilation = stem_width, 1
         for name, depth, planes, stage_stride, (stride, dilation, reduction), args, make_shortcut, db in zip(
                 STAGE_NAMES, layers, stage_widths, stage_strides, plan, stage_args, shortcuts, drop_block_fns):
-            args = dict(block_args or {}, **args)
+            args = merge_block_args(block_args, args)
             first_args = args.pop('first_block', {})
             # the plug-in keywords (timm's block_args names) become the blocks' BlockLayers, the rest block keywords
             stage_layers = BlockLayers(
-                act_layer=act_layer, norm_layer=norm_layer, aa_layer=aa_layer, drop_block=db,
-                **{k: args.pop(k) for k in BLOCK_LAYER_NAMES & set(args)})
-            first_layers = replace(stage_layers, **{k: first_args.pop(k) for k in BLOCK_LAYER_NAMES & set(first_args)})
+                act_layer=act_layer, norm_layer=norm_layer, aa_layer=aa_layer, drop_block=db, **_pop_plugins(args))
+            first_layers = replace(stage_layers, **_pop_plugins(first_args))
             out_chs = planes * block.expansion
             blocks = []
             for i in range(depth):
@@ -365,18 +396,18 @@ class PluggableResNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
 
     @torch.jit.ignore
     def init_weights(self, zero_init_last: bool = True) -> None:
-        """He (fan-out) for every conv; then zero the last norm of each residual branch, and let every layer with
-        its own `reset_parameters` (plug-ins, deformable convs) restore its designed zero / identity init."""
+        """He (fan-out) for every conv; then every layer with its own `reset_parameters` (plug-ins, deformable
+        convs) restores its designed zero / identity init; last, the last norm of each residual branch is zeroed."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+        for m in self.modules():
+            if _has_own_init(m):
+                m.reset_parameters()
         if zero_init_last:
             for m in self.modules():
                 if hasattr(m, 'zero_init_last'):
                     m.zero_init_last()
-        for m in self.modules():
-            if hasattr(m, 'reset_parameters') and not type(m).__module__.startswith('torch.'):
-                m.reset_parameters()
 
     @torch.no_grad()
     def reparameterize(self) -> 'PluggableResNet':
@@ -410,8 +441,7 @@ class PluggableResNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
         """Stem (feature 0), stem pool, stages (features 1-4), for `forward_intermediates`."""
         path = [(self.forward_stem, 0), (self.maxpool, -1)]
         for i, name in enumerate(STAGE_NAMES, start=1):
-            stage = getattr(self, name)
-            path.append((partial(_checkpointed, stage) if self.grad_checkpointing else stage, i))
+            path.append((self._stage_fn(getattr(self, name)), i))
         return path
 
     def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
