@@ -1,10 +1,11 @@
 """The inference path (issue: fused model): every BatchNorm folded into the conv before it, outputs unchanged.
 
 `model.reparameterize()` folds everything; timm's `reparameterize_model` everything but the stem's norm (it visits a
-model's children only). Compared in float64 would hide nothing float32 rounding does not already; the bound is the
-issue's 1e-5 relative, against the unfused model's own output.
+model's children only). Compared in float32 against the unfused model's own output, with the issue's bound of 1e-5
+relative.
 """
 import copy
+import re
 
 import pytest
 import timm
@@ -78,16 +79,24 @@ def test_fused_model_keeps_the_contract():
     assert all(_rel_err(g, w) <= 1e-5 for g, w in zip(got, want))
 
 
-def test_pre_activation_norms_stay():
-    """CSP-DenseNet is pre-activation (norm -> act -> conv): its norms precede a non-linearity, so only the
-    post-activation parts fold (PeleeNet style), and the outputs stay the same."""
-    model = randomize_bn(timm.create_model('csppeleenet')).eval()
+def _follows_no_conv(name: str) -> bool:
+    """DenseNet's norms that follow a concatenation or a stage, not a conv: each layer's pre-activation `norm1`, the
+    pre-activation transitions' norms and the final norm."""
+    return name.endswith('.norm1') or name.endswith('transition_b.norm') or re.fullmatch(r'transition\d\.norm', name) \
+        is not None or name == 'final_norm.norm'
+
+
+@pytest.mark.parametrize('name,style', [('csppeleenet', 'post-activation'), ('cspdensenet121', 'pre-activation')])
+def test_csp_folds_every_norm_that_follows_a_conv(name, style):
+    model = randomize_bn(timm.create_model(name)).eval()
+    stays = [n for n in _norms(model) if style == 'pre-activation' and _follows_no_conv(n)]
+    assert len(stays) < len(_norms(model))
     x = torch.randn(*SIZE)
     with torch.no_grad():
         want = model(x)
-        fused = reparameterize_model(model)
-        assert len(_norms(fused)) < len(_norms(model))
-        assert _rel_err(fused(x), want) <= 1e-5
+        for fused in (copy.deepcopy(model).reparameterize(), reparameterize_model(model)):
+            assert _norms(fused) == stays
+            assert _rel_err(fused(x), want) <= 1e-5
 
 
 def test_unfoldable_norm_is_named():
@@ -107,3 +116,8 @@ def test_fuse_for_inference_is_a_channels_last_copy():
         assert _rel_err(fused(x), want) <= 1e-5
         plain = timm_tricks.fuse_for_inference(model, channels_last=False)
         assert plain.conv1.weight.is_contiguous() and _rel_err(plain(x), want) <= 1e-5
+        # a part of a model too: a block's reparameterize() works in place and returns None
+        block = model.layer2[0]
+        y = torch.randn(1, block.conv1.in_channels, 9, 7)
+        fused_block = timm_tricks.fuse_for_inference(block)
+        assert _norms(fused_block) == [] and _rel_err(fused_block(y), block(y)) <= 1e-5

@@ -1,4 +1,5 @@
-"""The parts of timm's model contract every family shares: stage plan, classifier head, feature taps.
+"""The parts of timm's model contract every family shares: stage plan, classifier head, feature taps, and the
+inference form (`fuse_for_inference`).
 
 Family-independent, so the ResNet skeleton (`_resnet.py`) and CSP-DenseNet both build on it.
 """
@@ -23,7 +24,10 @@ def fuse_for_inference(model: nn.Module, inplace: bool = False, channels_last: b
     such as a `features_only` wrapper (it visits the children only: the stem norm stays)."""
     if not inplace:
         model = copy.deepcopy(model)
-    model = model.reparameterize() if hasattr(model, 'reparameterize') else reparameterize_model(model, inplace=True)
+    if hasattr(model, 'reparameterize'):
+        model.reparameterize()  # in place (a block's returns None, a model's itself)
+    else:
+        reparameterize_model(model, inplace=True)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 

@@ -107,6 +107,11 @@ class DenseLayer(nn.Module):
         new = self.conv2(self.act2(self.norm2(new)))
         return torch.cat([x, self.drop_path(new)], dim=1)
 
+    @torch.no_grad()
+    def reparameterize(self) -> None:
+        """Fold `norm2` into `conv1`, which it directly follows; `norm1` follows the concatenation and stays."""
+        self.conv1, self.norm2 = fold_norm(self.conv1, self.norm2)
+
 
 def pelee_inter_chs(in_chs: int, half_growth: int, bottleneck_width: int) -> int:
     """PeleeNet's bottleneck width rule (official peleenet.py): int(k/2 · bw / 4) · 4, capped when > in/2."""
@@ -205,6 +210,12 @@ class Transition(nn.Module):
             if self.pool is not None:
                 x = self.pool(x)
         return x
+
+    @torch.no_grad()
+    def reparameterize(self) -> None:
+        """Post-activation: fold the norm into the conv before it (the pool never sits between them)."""
+        if not self.pre_act and self.conv is not None and self.norm is not None:
+            self.conv, self.norm = fold_norm(self.conv, self.norm)
 
 
 class CspDenseNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
@@ -354,8 +365,9 @@ class CspDenseNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
 
     @torch.no_grad()
     def reparameterize(self) -> 'CspDenseNet':
-        """Fold every norm that directly follows a conv (the post-activation PeleeNet parts), in place, for
-        inference; the pre-activation norms (norm -> act -> conv) cannot fold and stay."""
+        """Fold every norm that directly follows a conv, in place, for inference: all of PeleeNet's; in DenseNet each
+        layer's second norm. The norms that follow a concatenation or a stage (DenseNet's pre-activation `norm1`,
+        its transitions' and the final norm) have no conv to go into and stay."""
         return reparameterize_model(self, inplace=True)
 
     @torch.jit.ignore
