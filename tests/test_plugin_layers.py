@@ -15,6 +15,7 @@ from timm.layers import SEModule
 from torch import nn
 from torchvision.models.detection import RetinaNet
 
+from timm_tricks import fuse_for_inference
 from timm_tricks.detection import retinanet_backbone
 from timm_tricks.layers import (
     ASFF,
@@ -46,6 +47,7 @@ from timm_tricks.profile.handles import flop_handles
 
 from helpers import randomize_weights
 from references.plugin_layers import (
+    asff_reference,
     authors_cbam_reference,
     authors_cbam_state_dict,
     bn_eval,
@@ -346,14 +348,30 @@ def test_asff_any_sizes_script_and_meta():
         ASFF([8, 16], 0, reductions=[8, 24])
 
 
-def test_asff_weights_are_a_softmax_over_levels():
-    """Two levels of equal width (no 1x1 on the up-path) that agree after up-sampling: the weighted sum of equal
-    maps with weights summing to 1 is that map, whatever the (random) weight branch predicts."""
-    asff = randomize_weights(ASFF([8, 8], level=0), scale=0.3)
-    assert isinstance(asff.resize[1], nn.Identity)
-    coarse = torch.randn(1, 8, 3, 4)
-    fine = F.interpolate(coarse, size=(6, 8), mode='nearest')
-    torch.testing.assert_close(asff([fine, coarse]), asff.expand(fine))
+@pytest.mark.parametrize('reductions', [(8, 16, 32), (4, 16, 32), (8, 16, 16), (8, 8, 8)])
+@pytest.mark.parametrize('level', [0, 1, 2])
+def test_asff_matches_the_reference(reductions, level):
+    """Every level against the functional reference with random weights; (4, 16, 32): a max-pool on the finest
+    path; (8, 16, 16) / (8, 8, 8): the repeated strides of a dilated backbone (output_stride 16 / 8)."""
+    sizes = {4: (33, 26), 8: (17, 13), 16: (9, 7), 32: (5, 4)}
+    torch.manual_seed(1)
+    feats = [torch.randn(2, c, *sizes[r]) for c, r in zip((8, 16, 32), reductions)]
+    asff = randomize_weights(ASFF([8, 16, 32], level, out_channels=12, reductions=reductions), scale=0.3)
+    with torch.no_grad():
+        got = asff(feats)
+        want = asff_reference(feats, asff.state_dict(), level, reductions)
+    assert got.shape == (2, 12, *feats[level].shape[2:])
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_asff_says_when_a_dilated_backbone_needs_its_reductions():
+    backbone = timm.create_model('resnet18', features_only=True, out_indices=(2, 3, 4), output_stride=16)
+    feats = backbone(torch.randn(1, 3, 64, 64))
+    assert backbone.feature_info.reduction() == [8, 16, 16]
+    with pytest.raises(ValueError, match='pass reductions=feature_info.reduction'):
+        AsffNeck(backbone.feature_info.channels())(feats)
+    neck = AsffNeck(backbone.feature_info.channels(), reductions=backbone.feature_info.reduction())
+    assert [f.shape for f in neck(feats)] == [f.shape for f in feats]
 
 
 # ------------------------------------------------------------------------------------------ names
@@ -401,6 +419,8 @@ def test_necks_on_features_only_and_retinanet():
         assert [o.shape[1] for o in out] == neck.out_channels
         assert [o.shape[2:] for o in out] == [f.shape[2:] for f in feats]
         torch.testing.assert_close(torch.jit.script(neck)(feats), out)
+        # timm's reparameterize walk (fuse_for_inference) calls `fuse()` on every child that has one
+        torch.testing.assert_close(fuse_for_inference(neck)(feats), out)
 
     backbone = retinanet_backbone('resnet18', neck=functools.partial(AsffNeck, out_channels=64))
     model = RetinaNet(backbone, num_classes=3, min_size=64, max_size=64)
@@ -410,6 +430,12 @@ def test_necks_on_features_only_and_retinanet():
     assert all(torch.isfinite(v) for v in losses.values())
     assert all(p.grad is not None for p in backbone.neck.parameters())
     assert backbone.fpn.inner_blocks[0][0].in_channels == 64
+    backbone.eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        want = backbone(x)
+        got = fuse_for_inference(backbone)(x)
+    assert all(torch.allclose(got[k], want[k], rtol=1e-5, atol=1e-5) for k in want)
 
 
 # ------------------------------------------------------------------------------------------ fvcore

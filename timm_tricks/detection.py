@@ -18,7 +18,10 @@ class TimmBackboneWithFPN(nn.Module):
     """Multi-scale features of a timm model through an FPN, keyed '0', '1', ... (+ the extra levels).
 
     `neck`: called with the backbone's `feature_info.channels()`, returns a module that maps the list of feature
-    maps to a list of the same sizes and has the list of its output channels as `out_channels`.
+    maps to a list of the same sizes and has the list of its output channels as `out_channels`. `AsffNeck` assumes
+    each level halves the previous one; with a dilated backbone (`output_stride=16` / `8` in `model_kwargs`) give it
+    the repeated strides: `neck=partial(AsffNeck, reductions=[8, 16, 16])` (the backbone's
+    `feature_info.reduction()`), or it says so at the first forward.
     """
 
     def __init__(self, model_name: str, out_indices: Sequence[int] = (1, 2, 3, 4), fpn_channels: int = 256,

@@ -75,10 +75,10 @@ class AsffNeck(nn.Module):
                  reductions: Optional[Sequence[int]] = None, device=None, dtype=None):
         super().__init__()
         self.out_channels = _per_level(out_channels, in_channels)
-        self.fuse = nn.ModuleList([
+        self.levels = nn.ModuleList([
             ASFF(in_channels, level, cout, compress_channels, reductions, device=device, dtype=dtype)
             for level, cout in enumerate(self.out_channels)
         ])
 
     def forward(self, features: List[torch.Tensor]) -> List[torch.Tensor]:
-        return [fuse(features) for fuse in self.fuse]
+        return [asff(features) for asff in self.levels]

@@ -88,6 +88,32 @@ def rfb_reference(x, sd, paths, stride, visual, scale):
     return F.relu(fused * scale + conv_bn(x, 'shortcut.', 1, stride, 1, False))
 
 
+def asff_reference(features, sd, level, reductions):
+    """plugins.md §3 / the paper: every level to level `level`'s resolution and width (finer: max-pools for the
+    factors of 2 beyond the first, then a 3x3 stride-2 conv block; same or coarser: a 1x1 conv block where the width
+    differs, then nearest up-sampling), a softmax over per-level logits, the weighted sum, a 3x3 conv block.
+    A conv block: conv (no bias) + BN + LeakyReLU(0.1); weights read by key (`resize.i`, `weight_convs.i`, ...)."""
+    def block(t, prefix, stride=1):
+        weight = sd[prefix + '0.weight']
+        t = F.conv2d(t, weight, stride=stride, padding=weight.shape[-1] // 2)
+        return F.leaky_relu(bn_eval(t, prefix + '1.', sd), 0.1)
+    size = features[level].shape[2:]
+    resized = []
+    for i, x in enumerate(features):
+        if reductions[i] < reductions[level]:
+            pools = int(math.log2(reductions[level] // reductions[i])) - 1
+            for _ in range(pools):
+                x = F.max_pool2d(x, 3, 2, 1)
+            x = block(x, f'resize.{i}.{pools}.', 2)  # the conv block follows the pools in the Sequential
+        elif f'resize.{i}.0.weight' in sd:
+            x = block(x, f'resize.{i}.')
+        resized.append(F.interpolate(x, size=size, mode='nearest') if x.shape[2:] != size else x)
+    logits = torch.cat([block(r, f'weight_convs.{i}.') for i, r in enumerate(resized)], 1)
+    weights = F.softmax(F.conv2d(logits, sd['weight_logits.weight'], sd['weight_logits.bias']), dim=1)
+    fused = sum(r * weights[:, i:i + 1] for i, r in enumerate(resized))
+    return block(fused, 'expand.')
+
+
 def spp_reference(x, levels):
     """SPP-net: per level n, bins of window ceil(a/n) at stride floor(a/n), max over each bin (loop)."""
     h, w = x.shape[2:]

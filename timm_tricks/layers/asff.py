@@ -58,20 +58,23 @@ class ASFF(nn.Module):
         if num_levels < 2 or not 0 <= level < num_levels:
             raise ValueError(f'ASFF needs >= 2 levels and 0 <= level < {num_levels}, got level {level}')
         reductions = list(reductions) if reductions is not None else [2 ** i for i in range(num_levels)]
-        if len(reductions) != num_levels or any(b <= a or b % a or (b // a) & (b // a - 1)
+        # equal neighbours are allowed: a dilated backbone (output_stride 8/16) gives its last levels one stride
+        if len(reductions) != num_levels or any(b < a or b % a or (b // a) & (b // a - 1)
                                                 for a, b in zip(reductions, reductions[1:])):
-            raise ValueError(f'ASFF reductions must grow by powers of 2, one per level, got {reductions}')
+            raise ValueError(f'ASFF reductions must grow by powers of 2 (or stay), one per level, got {reductions}')
         self.level = level
         width = in_channels[level]
         self.out_channels = out_channels or width
+        # each level's factors of 2 down to this level's resolution: > 0 finer, 0 same, < 0 coarser
+        self.factors = [(reductions[level] // r).bit_length() - 1 if r <= reductions[level]
+                        else 1 - (r // reductions[level]).bit_length() for r in reductions]
 
         resize = []
-        for i, channels in enumerate(in_channels):
-            if i < level:  # finer: (pools +) one strided 3x3 conv
-                factor = (reductions[level] // reductions[i]).bit_length() - 1  # factors of 2
+        for factor, channels in zip(self.factors, in_channels):
+            if factor > 0:  # finer: (pools +) one strided 3x3 conv
                 pools = [nn.MaxPool2d(3, 2, 1) for _ in range(factor - 1)]
                 resize.append(nn.Sequential(*pools, asff_conv(channels, width, 3, 2, **dd)))
-            elif i > level and channels != width:  # coarser: 1x1 to our width, then up-sampling in forward
+            elif channels != width:  # same or coarser: 1x1 to our width (coarser: up-sampled in forward)
                 resize.append(asff_conv(channels, width, 1, **dd))
             else:
                 resize.append(nn.Identity())
@@ -85,6 +88,9 @@ class ASFF(nn.Module):
         resized: List[torch.Tensor] = []
         for i, resize in enumerate(self.resize):
             y = resize(features[i])
+            if self.factors[i] > 0 and (y.shape[2] < size[0] - 1 or y.shape[3] < size[1] - 1):
+                raise ValueError(f'ASFF level {i} was built as finer than level {self.level} but its map is not: '
+                                 'pass reductions=feature_info.reduction() (a dilated backbone repeats a stride)')
             if y.shape[2] != size[0] or y.shape[3] != size[1]:
                 # coarser levels are up-sampled here; a strided path of an odd-sized map may also be one off
                 y = F.interpolate(y, size=size, mode='nearest')

@@ -52,7 +52,7 @@ class _RfbFuse(nn.Module):
         self.shortcut = RfbConv(in_channels, out_channels, 1, stride=stride, relu=False, **dd)
         self.relu = nn.ReLU()
 
-    def fuse(self, paths: List[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    def merge_paths(self, paths: List[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         return self.relu(self.ConvLinear(torch.cat(paths, dim=1)) * self.scale + self.shortcut(x))
 
 
@@ -88,7 +88,7 @@ class BasicRFB(_RfbFuse):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fuse([self.branch0(x), self.branch1(x), self.branch2(x)], x)
+        return self.merge_paths([self.branch0(x), self.branch1(x), self.branch2(x)], x)
 
 
 class BasicRFB_a(_RfbFuse):
@@ -121,7 +121,7 @@ class BasicRFB_a(_RfbFuse):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fuse([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], x)
+        return self.merge_paths([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], x)
 
 
 def _inter_channels(in_channels: int, divisor: int, min_inter: int) -> int:
