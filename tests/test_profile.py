@@ -37,9 +37,9 @@ from spec_figures import DEFORM_SAMPLING_TOTALS, OCTRESNET_LAYERS, SPEC_FIGURES,
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
-needs_export = pytest.mark.skipif(
-    importlib.util.find_spec('timm_tricks.export') is None,
-    reason='the onnxruntime runtime exports with timm_tricks.export.export_onnx, which is not written yet')
+needs_onnx = pytest.mark.skipif(
+    importlib.util.find_spec('onnxruntime') is None or importlib.util.find_spec('onnx') is None,
+    reason='the onnxruntime runtime needs the onnx extra (pip install "timm-tricks[onnx]")')
 OUR_MODELS = timm_tricks.list_models()
 pytestmark = pytest.mark.usefixtures('one_cpu_thread')  # nothing here is timed
 
@@ -377,7 +377,7 @@ def test_compiled_runtime():
     assert result.peak_memory_kind == PEAK_MEMORY_CPU and result.peak_memory_bytes > 0
 
 
-@needs_export
+@needs_onnx
 def test_onnxruntime_runtime():
     result = measure_latency(tiny_model(), tiny_setup(runtime='onnxruntime', threads=1), 2)
     assert (result.setup.runtime, result.threads, result.batch_size) == ('onnxruntime', 1, 2)

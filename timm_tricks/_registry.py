@@ -5,6 +5,7 @@ from typing import Dict, List
 
 import timm
 from timm.models import get_arch_pretrained_cfgs, get_pretrained_cfg, is_model, model_entrypoint, split_model_name_tag
+from torch import nn
 
 from .errors import UnknownModelError
 
@@ -73,3 +74,9 @@ def resolve_model_name(name: str) -> str:
             tags = ', '.join(pretrained_tags(arch)) or 'none'
             raise UnknownModelError(f"Model '{arch}' has no tag '{tag}'. Tags with weights: {tags}.") from None
     return name
+
+
+def model_name(model: nn.Module) -> str:
+    """A built model's display name: its architecture from the pretrained cfg, else its class name."""
+    cfg = getattr(model, 'pretrained_cfg', None) or {}
+    return cfg.get('architecture') or type(model).__name__

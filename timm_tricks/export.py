@@ -17,6 +17,7 @@ from typing import List, NamedTuple, Sequence, Tuple, Union
 import torch
 from torch import nn
 
+from ._registry import model_name
 from .errors import ExportError
 from .layers import ModulatedDeformConv2d
 
@@ -43,11 +44,6 @@ def _register_deform_conv2d_symbolic() -> None:
     register_custom_op_symbolic('torchvision::deform_conv2d', symbolic, DEFORM_CONV_MIN_OPSET)
 
 
-def _model_name(model: nn.Module) -> str:
-    cfg = getattr(model, 'pretrained_cfg', None) or {}
-    return cfg.get('architecture') or type(model).__name__
-
-
 def _check_writable(path: Path) -> None:
     """Create the folder and open the file for appending (an existing file is kept as it is), so a bad path fails
     before the (slow) export, with a clear error."""
@@ -67,7 +63,7 @@ def export_onnx(model: nn.Module, path: Union[str, os.PathLike], input_size: Tup
     The graph's input is named `input`; with `dynamic_batch` its first dimension (and the outputs') is free.
     Raises `ExportError` naming the model (and the module / op where known) when it cannot be exported.
     """
-    name = _model_name(model)
+    name = model_name(model)
     if len(input_size) != 3 or batch_size < 1:
         raise ExportError(f'input_size must be (C, H, W) and batch_size >= 1, got {input_size!r}, {batch_size}')
     if opset < DEFORM_CONV_MIN_OPSET:

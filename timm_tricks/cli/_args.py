@@ -5,7 +5,8 @@ from typing import List, Tuple
 
 from ..profile import RUNTIMES, ProfileSetup
 
-RUNTIME_HELP = ('eager: the model as built; fused: timm_tricks.fuse_for_inference of a copy (every BN folded); '
+RUNTIME_HELP = ('eager: the model as built; fused: timm_tricks.fuse_for_inference of a copy (every BN folded; '
+                'in the --channels-last layout or not, as the other runtimes); '
                 'compiled: torch.compile; onnxruntime: exported to ONNX (opset 19), run by onnxruntime on the CPU '
                 '(pip install "timm-tricks[onnx]")')
 

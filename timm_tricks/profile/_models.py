@@ -7,7 +7,7 @@ import timm
 import torch
 from torch import nn
 
-from .._registry import resolve_model_name
+from .._registry import model_name, resolve_model_name
 
 ModelOrName = Union[nn.Module, str]
 InputSize = Tuple[int, int, int]
@@ -20,11 +20,6 @@ def load_model(model_or_name: ModelOrName) -> Tuple[nn.Module, str]:
         name = resolve_model_name(model_or_name)
         return timm.create_model(name, pretrained=False), name
     return model_or_name, model_name(model_or_name)
-
-
-def model_name(model: nn.Module) -> str:
-    cfg = getattr(model, 'pretrained_cfg', None) or {}
-    return cfg.get('architecture') or type(model).__name__
 
 
 def example_input(model: nn.Module, input_size: InputSize, batch_size: int = 1) -> torch.Tensor:

@@ -18,8 +18,8 @@ def prepare_model(model: nn.Module, setup: ProfileSetup) -> nn.Module:
     its inference form (fused: `fuse_for_inference`, a copy; the caller's model is left as it is) or
     `torch.compile(model)`. `model` is in eval mode, on the setup's device and in its memory format."""
     if setup.runtime == 'fused':
-        # folded weights are new tensors: put them in the setup's memory format too
-        return fuse_for_inference(model).to(memory_format=memory_format(setup))
+        # in the setup's layout, like the other runtimes: the ratio to eager is the folding's alone
+        return fuse_for_inference(model, channels_last=setup.channels_last)
     if setup.runtime == 'compiled':
         return torch.compile(model)
     return model
@@ -47,7 +47,7 @@ def _onnxruntime_forward(model: nn.Module, setup: ProfileSetup, batch_size: int)
     options.intra_op_num_threads = setup.threads or torch.get_num_threads()
     with tempfile.TemporaryDirectory(prefix='timm_tricks_profile_') as tmp:
         path = Path(tmp) / 'model.onnx'
-        export_onnx(model, path, input_size=setup.input_size, batch_size=batch_size, opset=19)
+        export_onnx(model, path, input_size=setup.input_size, batch_size=batch_size)
         session = onnxruntime.InferenceSession(str(path), options, providers=['CPUExecutionProvider'])
     feed = {session.get_inputs()[0].name: torch.randn(batch_size, *setup.input_size).numpy()}
     return lambda: session.run(None, feed)

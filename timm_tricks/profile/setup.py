@@ -8,9 +8,9 @@ import torch
 from ._models import InputSize
 from .errors import DeviceUnavailableError, InvalidSetupError, MissingDependencyError
 
-# eager: the model as built. fused: `timm.utils.reparameterize_model` of a copy (BatchNorm folded, branches merged
-# where a family implements `fuse()` / `reparameterize()`). compiled: `torch.compile(model)`. onnxruntime: the model
-# exported to ONNX (opset 19) and run by an onnxruntime CPU session.
+# eager: the model as built. fused: `timm_tricks.fuse_for_inference` of a copy (every foldable norm folded, the stem's
+# too), in the setup's layout (`channels_last` or not, as every runtime). compiled: `torch.compile(model)`.
+# onnxruntime: the model exported to ONNX (opset 19) and run by an onnxruntime CPU session.
 RUNTIMES = ('eager', 'fused', 'compiled', 'onnxruntime')
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 ONNX_EXTRA_HINT = 'pip install "timm-tricks[onnx]"'
