@@ -40,7 +40,7 @@ from timm_tricks.publishing import (
 )
 from timm_tricks.publishing.convert import RECORD_FILE
 from timm_tricks.weights import ManifestEntry, load_manifest, load_tag_map
-from timm_tricks.weights.origin import check_checksum, download
+from timm_tricks.weights.origin import download
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CARDS_ROOT = REPO_ROOT / 'weights'
@@ -79,12 +79,7 @@ def find_original(name: str, entry: ManifestEntry, args: argparse.Namespace, fil
     path = folder / (entry.original_filename or 'original.pth')
     if not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
-        download(url, path)
-        try:
-            check_checksum(path, entry.checksum, source=url)
-        except TricksError:
-            path.unlink()
-            raise
+        download(url, path, entry.checksum_digits)
     return path
 
 

@@ -287,8 +287,10 @@ def test_google_drive_confirm_page(host, authors, monkeypatch):
     quota_url = host.add_drive_file('QUOTA', data, quota=True)
     with pytest.raises(FileURLRetrievalError, match='Too many users'):
         get_url_from_gdrive_confirmation(requests.get(quota_url, timeout=5).text)
+    dest = Path(origin.cache_root()) / 'quota.pth'
     with pytest.raises(origin.WeightsDownloadError, match="HTML page .*'Google Drive - Quota exceeded'"):
-        origin.download(quota_url, Path(origin.cache_root()) / 'quota.pth', progress=False)
+        origin.download(quota_url, dest, progress=False)
+    assert list(dest.parent.glob(dest.name + '*')) == []  # a later run must not take the page for the file
 
 
 def test_share_links_become_direct_downloads():

@@ -160,16 +160,13 @@ def test_checksum_full_digest_and_prefix(tmp_path):
     path.write_bytes(b'the authors weights')
     digest = hashlib.sha256(b'the authors weights').hexdigest()
     assert check_checksum(path, None) == digest
-    assert check_checksum(path, f'sha256:{digest}') == digest
-    assert check_checksum(path, f'sha256:{digest[:8]}') == digest
+    assert check_checksum(path, digest) == digest
+    assert check_checksum(path, digest[:8]) == digest
     other = format(int(digest[:8], 16) ^ 1, '08x')
     with pytest.raises(ChecksumMismatchError, match=f'sha256 {digest}.*starting with {other}'):
-        check_checksum(path, f'sha256:{other}')
+        check_checksum(path, other)
     with pytest.raises(ChecksumMismatchError, match=f'expects {other}{digest[8:]}:'):
-        check_checksum(path, f'sha256:{other}{digest[8:]}')
-    for malformed in ('md5:0123abcd', f'sha256:{digest[:7]}', f'sha256:{digest[:8].upper()}', digest):
-        with pytest.raises(ManifestError, match='malformed checksum'):
-            check_checksum(path, malformed)
+        check_checksum(path, f'{other}{digest[8:]}')
 
 
 # ------------------------------------------------------------------------------------- the authors' checkpoints

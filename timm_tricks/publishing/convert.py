@@ -106,7 +106,7 @@ def convert_checkpoint(name: str, original_file: PathLike, out_dir: PathLike, co
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise PublishError(f'{out_dir} exists and is not an empty folder; choose another or delete it')
 
-    original_sha256 = check_checksum(original, entry.checksum)
+    original_sha256 = check_checksum(original, entry.checksum_digits)
     try:  # timm's own path for local weights: weights_only loading, the family's filter fn, strict load_state_dict
         model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(original))).eval()
     except TricksError:

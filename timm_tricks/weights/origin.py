@@ -37,7 +37,7 @@ from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import GatedRepoError, RemoteEntryNotFoundError, RepositoryNotFoundError
 
 from ..errors import TricksError
-from . import ManifestEntry, ManifestError, manifest_entry
+from . import ManifestEntry, manifest_entry
 
 _logger = logging.getLogger(__name__)
 
@@ -107,28 +107,16 @@ def sha256_file(path: PathLike) -> str:
     return digest.hexdigest()
 
 
-def parse_checksum(checksum: str) -> str:
-    """The hex digits of a manifest checksum `sha256:<hex>`: the full digest, or a prefix of >= 8 digits as the
-    authors' file names carry (torch.hub / mmcv convention)."""
-    algorithm, _, digits = checksum.partition(':')
-    if algorithm != 'sha256' or not 8 <= len(digits) <= 64 or any(c not in '0123456789abcdef' for c in digits):
-        raise ManifestError(
-            f"malformed checksum '{checksum}' in the weights manifest: expected 'sha256:' and 8 to 64 lowercase "
-            'hex digits')
-    return digits
-
-
-def check_checksum(path: PathLike, checksum: Optional[str], source: Optional[str] = None) -> str:
-    """sha256 of `path` (hex); raises ChecksumMismatchError if it disagrees with the manifest's `checksum`."""
+def check_checksum(path: PathLike, expected: Optional[str], source: Optional[str] = None) -> str:
+    """sha256 of `path` (hex); raises ChecksumMismatchError unless it starts with `expected` (a manifest entry's
+    `checksum_digits`: the full digest or a prefix; None where the source publishes none)."""
     digest = sha256_file(path)
-    if checksum is not None:
-        expected = parse_checksum(checksum)
-        if not digest.startswith(expected):
-            what = expected if len(expected) == 64 else f'a digest starting with {expected}'
-            origin = f' (downloaded from {source})' if source else ''
-            raise ChecksumMismatchError(
-                f"{path}{origin} has sha256 {digest}, but the weights manifest expects {what}: this is not the "
-                "authors' file (another file, or a damaged download)")
+    if expected is not None and not digest.startswith(expected):
+        what = expected if len(expected) == 64 else f'a digest starting with {expected}'
+        origin = f' (downloaded from {source})' if source else ''
+        raise ChecksumMismatchError(
+            f"{path}{origin} has sha256 {digest}, but the weights manifest expects {what}: this is not the "
+            "authors' file (another file, or a damaged download)")
     return digest
 
 
@@ -161,11 +149,14 @@ def _check_not_html(path: Path, url: str) -> None:
             "pretrained_cfg_overlay=dict(url=...) at a copy of the file.")
 
 
-def download(url: str, dest: PathLike, progress: bool = True) -> None:
-    """Download `url` to `dest`, written under a temporary name and renamed when complete (gdown's `.part`).
+def download(url: str, dest: PathLike, checksum: Optional[str] = None, progress: bool = True) -> str:
+    """Download `url` to `dest`, written under a temporary name and renamed when complete (gdown's `.part`), check
+    that it is not an HTML page and that its sha256 starts with `checksum` (`ManifestEntry.checksum_digits`);
+    returns the sha256.
 
     Google Drive links go through gdown's confirm-page handling; share links become direct downloads
-    (`direct_download_url`). Every failure is a WeightsDownloadError naming the URL; nothing is left at `dest`.
+    (`direct_download_url`). Every failure is a WeightsDownloadError (ChecksumMismatchError) naming the URL, and
+    nothing is left at `dest`: a later run never takes a login page or a wrong file for the checkpoint.
     """
     # imported here, not at `import timm_tricks` (~0.1 s): only a download needs them
     import requests
@@ -191,7 +182,12 @@ def download(url: str, dest: PathLike, progress: bool = True) -> None:
         raise WeightsDownloadError(
             f'the download of {fetch_url} failed ({type(e).__name__}: {str(e).splitlines()[0]}); nothing was '
             'kept, try again') from None
-    _check_not_html(dest, fetch_url)
+    try:
+        _check_not_html(dest, fetch_url)
+        return check_checksum(dest, checksum, source=fetch_url)
+    except WeightsDownloadError:
+        dest.unlink()
+        raise
 
 
 def _gdown(url: str, dest: Path, progress: bool) -> None:
@@ -259,12 +255,7 @@ def fetch_converted(name: str, url: str, convert: Callable[[Any], StateDict], pr
 def _download_and_convert(name: str, entry: ManifestEntry, url: str, original: Path, final: Path,
                           convert: Callable[[Any], StateDict], progress: bool) -> None:
     _logger.info(f"{name}: downloading the authors' original from {url}")
-    download(url, original, progress=progress)
-    try:
-        digest = check_checksum(original, entry.checksum, source=url)
-    except ChecksumMismatchError:
-        original.unlink()
-        raise
+    digest = download(url, original, entry.checksum_digits, progress=progress)
     state_dict = convert(load_original(original, url))
     if entry.license in LICENCE_NOTICES:
         _logger.warning(f'{name}: these weights are licensed {LICENCE_NOTICES[entry.license]}; source '
