@@ -221,6 +221,19 @@ def test_checkpoint_of_another_architecture_names_the_keys(host, monkeypatch, tm
     assert _cache_files(tricks_cache) == []
 
 
+def test_checkpoint_without_its_classifier_is_not_cached(host, monkeypatch, tmp_path, tricks_cache):
+    """The family filter exempts the classifier (timm drops it for another num_classes); the cached conversion is
+    for the registered model, so there it counts: a cached file that cannot load would break every later call."""
+    state_dict = blurpool_spec.authors_state_dict('resnet18', 4, seed=0)
+    path = tmp_path / 'headless.pth'
+    torch.save({'state_dict': {k: v for k, v in state_dict.items() if not k.startswith('fc.')}}, path)
+    _accept_checksum_of(monkeypatch, BLURPOOL, path.read_bytes())
+    url = host.add_file('/headless.pth', path.read_bytes())
+    with pytest.raises(timm_tricks.CheckpointMismatchError, match='missing keys: fc.weight, fc.bias'):
+        timm.create_model(BLURPOOL, pretrained=True, pretrained_cfg_overlay=dict(url=url))
+    assert _cache_files(tricks_cache) == []
+
+
 def test_two_concurrent_downloads_of_one_tag_end_with_one_file(host, authors, monkeypatch, tricks_cache):
     data = authors(BLURPOOL).path.read_bytes()
     _accept_checksum_of(monkeypatch, BLURPOOL, data)

@@ -13,6 +13,7 @@ from torch import nn
 
 from ..errors import NoPretrainedWeightsError
 from ..weights import load_manifest, origin
+from ._checkpoint import check_state_dict
 from ._resnet import merge_block_args
 
 _logger = logging.getLogger(__name__)
@@ -102,10 +103,12 @@ def _origin_weights(cfg: PretrainedCfg, hub_error: Exception, filter_fn: Optiona
 
 def _convert(name: str, checkpoint: Any, filter_fn: Optional[Callable]) -> Dict[str, torch.Tensor]:
     """The authors' checkpoint in our key layout: the family's filter against the tag's model as registered (the
-    cached file does not depend on the caller's num_classes, in_chans or features_only)."""
-    if filter_fn is None:
-        return checkpoint
-    with torch.device('meta'):  # shapes and names are all the filter needs: nothing is allocated
+    cached file does not depend on the caller's num_classes, in_chans or features_only), checked key by key and
+    shape by shape, classifier included, so a checkpoint that would not load strictly is never cached."""
+    with torch.device('meta'):  # shapes and names are all the filter and the check need: nothing is allocated
         model = timm.create_model(name)
-    with torch.device('cpu'):  # tensors the filter creates are real even when the caller builds on meta (CLI)
-        return filter_fn(checkpoint, model)
+    if filter_fn is not None:
+        with torch.device('cpu'):  # tensors the filter creates are real even when the caller builds on meta (CLI)
+            checkpoint = filter_fn(checkpoint, model)
+    check_state_dict(checkpoint, model, exempt_adapted=False)
+    return checkpoint

@@ -40,13 +40,15 @@ def _listing(keys: List[str]) -> str:
     return shown + more
 
 
-def check_state_dict(state_dict: StateDict, model: nn.Module) -> None:
+def check_state_dict(state_dict: StateDict, model: nn.Module, exempt_adapted: bool = True) -> None:
     """Raise CheckpointMismatchError naming missing / unexpected keys and shape differences.
 
-    The model's first conv and classifier are exempt: timm adapts or drops them after the filter.
+    With `exempt_adapted`, the model's first conv and classifier are exempt: timm adapts or drops them after the
+    filter (in_chans, num_classes); without it every key counts (a conversion cached for the registered model).
     """
     cfg = getattr(model, 'pretrained_cfg', None) or {}
-    exempt = tuple(p + '.' for p in (cfg.get('first_conv'), cfg.get('classifier')) if isinstance(p, str))
+    adapted = (cfg.get('first_conv'), cfg.get('classifier')) if exempt_adapted else ()
+    exempt = tuple(p + '.' for p in adapted if isinstance(p, str))
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict and not k.startswith(exempt)]
     unexpected = [k for k in state_dict if k not in expected and not k.startswith(exempt)]
