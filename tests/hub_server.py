@@ -17,7 +17,6 @@ import hashlib
 import inspect
 import json
 import re
-import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ import pytest
 import yaml
 from huggingface_hub import constants, file_download, hf_api
 from huggingface_hub.utils import _http
-from local_http import NO_FAULT, LocalServer, byte_range
+from local_http import NO_FAULT, LocalServer, byte_range, unused_port
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth")
 
@@ -260,13 +259,6 @@ class HubServer(LocalServer):
         return status, headers, json.dumps({"error": message}).encode()
 
 
-def _unused_port() -> int:
-    """A local port with nothing listening (connections are refused at once)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class HubSession:
     """Per-test handle: huggingface_hub points at ``server`` with a fresh cache (``cache_dir``).
 
@@ -311,7 +303,7 @@ class HubSession:
 
     def server_down(self) -> None:
         """Point huggingface_hub at a port where nothing listens, for the rest of the test."""
-        self._point_at(f"http://127.0.0.1:{_unused_port()}")
+        self._point_at(f"http://127.0.0.1:{unused_port()}")
 
     def __getattr__(self, name: str):
         if name in HubSession.__slots__:  # not set yet: no recursion through `self.server`

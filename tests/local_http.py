@@ -3,6 +3,7 @@ thread, its request log, byte ranges, and the connection faults a body can be se
 from __future__ import annotations
 
 import re
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +20,13 @@ class Request(NamedTuple):
     method: str
     path: str
     status: int
+
+
+def unused_port() -> int:
+    """A local port with nothing listening (connections are refused at once)."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
 
 
 def byte_range(data: bytes, range_header: str | None, headers: dict[str, str]):

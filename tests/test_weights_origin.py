@@ -10,7 +10,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import socket
 import threading
 from pathlib import Path
 from typing import Dict
@@ -23,6 +22,7 @@ from gdown.download import get_url_from_gdrive_confirmation
 from gdown.exceptions import FileURLRetrievalError
 from gdown.parse_url import is_google_drive_url
 from huggingface_hub.errors import LocalEntryNotFoundError
+from local_http import unused_port
 from safetensors.torch import load_file
 
 import timm_tricks
@@ -36,12 +36,6 @@ from references import blurpool_resnet as blurpool_spec
 MANIFEST = load_manifest()
 BLURPOOL = 'blurpool_resnet18.lpf4_ft_in1k'
 SPCONV = 'spconv_resnet50_a8.in1k'
-
-
-def _unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope='module')
@@ -62,7 +56,7 @@ def host(origin_server):
 def local_only(monkeypatch, hub):
     """requests (gdown) and httpx (huggingface_hub) send every non-local URL to a port where nothing listens, so a
     test that would reach the internet fails at once instead. (conftest's `tricks_cache`: an empty converted cache.)"""
-    dead = f'http://127.0.0.1:{_unused_port()}'
+    dead = f'http://127.0.0.1:{unused_port()}'
     for variable in ('HTTP_PROXY', 'HTTPS_PROXY', 'ALL_PROXY', 'http_proxy', 'https_proxy', 'all_proxy'):
         monkeypatch.setenv(variable, dead)
     for variable in ('NO_PROXY', 'no_proxy'):

@@ -516,6 +516,9 @@ def test_publish_all_downloads_converts_and_dry_runs(hub, converted, origin_host
     mapping.write_text(json.dumps({'pyconv_resnet50.in22k': 'x.pth'}))
     assert publish_all(common) == 2
     assert 'not in the weights manifest: pyconv_resnet50.in22k' in capsys.readouterr().err
+    mapping.write_text('{"pyconv_resnet50.in1k": ')  # broken JSON: an error message, not a traceback
+    assert publish_all(common) == 2
+    assert f'error: {mapping}: cannot read it as JSON' in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------ the committed weights/ cards

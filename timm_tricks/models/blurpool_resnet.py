@@ -92,7 +92,7 @@ def _create_blurpool_resnet(variant: str, pretrained: bool = False, filter_size:
 
 
 def _released(name: str) -> Dict[str, Any]:
-    return released_cfg(name, set_url=True, **imagenet_cfg())
+    return released_cfg(name, **imagenet_cfg())
 
 
 # first tag of an arch = its default: the fine-tuned lpf4 file where it exists (as the authors' `pretrained=True`)

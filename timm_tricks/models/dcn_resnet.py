@@ -108,7 +108,7 @@ def _create_dcn_resnet(variant: str, pretrained: bool = False, layers: Sequence[
 def _released(name: str, **kwargs) -> Dict[str, Any]:
     """`released_cfg` with the original download as `url` (used only without a Hub source); these tags have no
     reported ImageNet top-1 of their own, so the cfg notes are the manifest entry's."""
-    return released_cfg(name, set_url=True, **imagenet_cfg(**kwargs))
+    return released_cfg(name, **imagenet_cfg(**kwargs))
 
 
 default_cfgs = generate_default_cfgs({

@@ -115,7 +115,10 @@ def manifest_entry(name: str) -> ManifestEntry:
 
 def load_tag_map(path: Union[str, os.PathLike], what: str) -> Dict[str, str]:
     """A JSON file `{"arch.tag": "<what>"}` (e.g. mirror URLs per tag), every key checked against the manifest."""
-    mapping = json.loads(Path(path).read_text(encoding='utf-8'))
+    try:
+        mapping = json.loads(Path(path).read_text(encoding='utf-8'))
+    except (OSError, ValueError) as e:  # missing, unreadable, not JSON
+        raise TricksError(f'{path}: cannot read it as JSON ({e})') from None
     if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
         raise TricksError(f'{path}: expected a JSON object {{"arch.tag": "{what}"}}')
     unknown = sorted(set(mapping) - set(load_manifest()))
@@ -124,10 +127,10 @@ def load_tag_map(path: Union[str, os.PathLike], what: str) -> Dict[str, str]:
     return mapping
 
 
-def released_cfg(name: str, set_url: bool = True, **cfg: Any) -> Dict[str, Any]:
+def released_cfg(name: str, **cfg: Any) -> Dict[str, Any]:
     """`cfg` plus the weight source and provenance fields of the manifest entry `name` (`arch.tag`).
 
-    The cfg's `url` is the entry's `download_url` (the authors' own download; `set_url=False` leaves it unset).
+    The cfg's `url` is the entry's `download_url` (the authors' own download).
     `pretrained=True` loads `hf_hub_id` first and falls back to `url` only where the Hub has no such repo or file
     (see `timm_tricks.weights.origin`), so `pretrained_cfg_overlay=dict(url=...)` points that fallback at a mirror.
     """
@@ -147,9 +150,8 @@ def released_cfg(name: str, set_url: bool = True, **cfg: Any) -> Dict[str, Any]:
         paper_name=entry.paper_name,
         notes=tuple(notes),
         description=entry.recipe,
+        url=entry.download_url,
     )
-    if set_url:
-        out['url'] = entry.download_url
     if entry.test_top1:
         size = int(max(entry.test_top1, key=int))
         out['test_input_size'] = (3, size, size)
