@@ -137,13 +137,24 @@ def test_nam_matches_reference_and_gamma_gradient():
 
 # ------------------------------------------------------------------------------------------ DyReLU
 
-@pytest.mark.parametrize('layer,num_coefs,shared,spatial', [
-    (DyReLUB(8), 4, False, False), (DyReLUC(8), 4, False, True), (DyReLUA(8), 4, True, False),
-    (DyReLU(8, k2=False), 2, False, False)], ids=['B', 'C', 'A', 'K2=False'])
-def test_dyrelu_matches_reference(layer, num_coefs, shared, spatial):
+DYRELU_CASES = {  # the layer and the reference's settings
+    'B': (DyReLUB(8), {}),
+    'C': (DyReLUC(8), dict(spatial=True)),
+    'A': (DyReLUA(8), dict(shared=True)),
+    'K2=False': (DyReLU(8, k2=False), dict(k2=False)),
+    'no bias': (DyReLU(8, use_bias=False), dict(use_bias=False)),
+    'K2=False, no bias': (DyReLU(8, k2=False, use_bias=False), dict(k2=False, use_bias=False)),
+    'lambda, inits': (DyReLU(8, lambda_a=.5, init_a=(1., .25), init_b=(.1, 0.)),
+                      dict(lambda_a=.5, init_a=(1., .25), init_b=(.1, 0.))),
+}
+
+
+@pytest.mark.parametrize('case', DYRELU_CASES)
+def test_dyrelu_matches_reference(case):
+    layer, settings = DYRELU_CASES[case]
     layer = randomize_weights(layer, scale=1.0)
     x = torch.randn(2, 8, 5, 3)
-    torch.testing.assert_close(layer(x), dyrelu_reference(x, layer.state_dict(), num_coefs, shared, spatial))
+    torch.testing.assert_close(layer(x), dyrelu_reference(x, layer.state_dict(), **settings))
 
 
 def test_dyrelu_starts_near_relu():
@@ -158,13 +169,14 @@ def test_dyrelu_starts_near_relu():
 # ------------------------------------------------------------------------------------------ ACON
 
 def test_acon_c_matches_reference_and_swish():
-    act = AconC(6)
+    act = randomize_weights(AconC(6))  # beta away from its init of 1 too
     x = torch.randn(2, 6, 3, 4)
     p1, p2, beta = act.p1.detach(), act.p2.detach(), act.beta.detach()
     torch.testing.assert_close(act(x), (p1 * x - p2 * x) * torch.sigmoid(beta * (p1 * x - p2 * x)) + p2 * x)
     with torch.no_grad():  # p1 = 1, p2 = 0, beta = 1 is Swish (the paper's special case)
         act.p1.fill_(1.)
         act.p2.zero_()
+        act.beta.fill_(1.)
     torch.testing.assert_close(act(x), x * torch.sigmoid(x))
 
 
@@ -231,15 +243,16 @@ RFB_PATHS = {
     BasicRFB: [[(1, 's', 1, True), (3, 1, 'v', False)],
                [(1, 1, 1, True), (3, 's', 1, True), (3, 1, 'v+1', False)],
                [(1, 1, 1, True), (3, 1, 1, True), (3, 's', 1, True), (3, 1, '2v+1', False)]],
-    BasicRFB_a: [[(1, 1, 1, True), (3, 1, 1, False)],
-                 [(1, 1, 1, True), ((3, 1), 1, 1, True), (3, 1, 3, False)],
-                 [(1, 1, 1, True), ((1, 3), 1, 1, True), (3, 1, 3, False)],
-                 [(1, 1, 1, True), ((1, 3), 1, 1, True), ((3, 1), 1, 1, True), (3, 1, 5, False)]],
+    BasicRFB_a: [[(1, 's', 1, True), (3, 1, 1, False)],
+                 [(1, 1, 1, True), ((3, 1), 's', 1, True), (3, 1, 3, False)],
+                 [(1, 1, 1, True), ((1, 3), 's', 1, True), (3, 1, 3, False)],
+                 [(1, 1, 1, True), ((1, 3), 1, 1, True), ((3, 1), 's', 1, True), (3, 1, 5, False)]],
 }
 
 
 @pytest.mark.parametrize('cls,kwargs', [
-    (BasicRFB, dict(stride=1, visual=1)), (BasicRFB, dict(stride=2, visual=2)), (BasicRFB_a, dict(stride=1))])
+    (BasicRFB, dict(stride=1, visual=1)), (BasicRFB, dict(stride=2, visual=2)), (BasicRFB_a, dict(stride=1)),
+    (BasicRFB_a, dict(stride=2))])
 def test_rfb_matches_reference(cls, kwargs):
     block = randomize_weights(cls(32, 24, scale=0.3, **kwargs), scale=0.2)
     x = torch.randn(2, 32, 11, 9)

@@ -19,21 +19,20 @@ def nam_reference(x, gamma, beta, mean, var, eps=1e-5):
     return torch.sigmoid(w[:, None, None] * bn) * x
 
 
-def dyrelu_reference(x, sd, num_coefs, shared=False, spatial=False, lambda_a=1.0):
-    """plugins.md (DynamicHead): y = h_sigmoid(fc2(relu(fc1(GAP x)))); chunks [a1, b1, a2, b2];
-    a = (y - .5) * 2 lambda_a + (1, 0), b = y - .5; out = max(a1 x + b1, a2 x + b2) (times the spatial map)."""
+def dyrelu_reference(x, sd, k2=True, use_bias=True, shared=False, spatial=False, lambda_a=1.0, init_a=(1., 0.),
+                     init_b=(0., 0.)):
+    """plugins.md (DynamicHead): y = h_sigmoid(fc2(relu(fc1(GAP x)))), split into [a1, b1, a2, b2] ([a1, a2] without
+    bias, [a1, b1] with K2 = False, [a1] with neither); a^k = (y - .5) * 2 lambda_a + init_a[k],
+    b^k = y - .5 + init_b[k]; out = max_k(a^k x + b^k) (times the spatial map)."""
     y = F.linear(F.relu(F.linear(x.mean((2, 3)), sd['fc.0.weight'], sd['fc.0.bias'])), sd['fc.2.weight'],
                  sd['fc.2.bias'])
     y = F.relu6(y + 3) / 6
-    chunks = y.chunk(num_coefs, dim=1)
+    names = [n for k in range(2 if k2 else 1) for n in ((f'a{k}', f'b{k}') if use_bias else (f'a{k}',))]
     c = 1 if shared else x.shape[1]
-    chunks = [t.reshape(x.shape[0], c, 1, 1) for t in chunks]
-    if num_coefs == 4:
-        a1, b1, a2, b2 = chunks
-        out = torch.max(x * ((a1 - .5) * 2 * lambda_a + 1) + (b1 - .5), x * ((a2 - .5) * 2 * lambda_a) + (b2 - .5))
-    else:  # K2 = False, with bias
-        a1, b1 = chunks
-        out = x * ((a1 - .5) * 2 * lambda_a + 1) + (b1 - .5)
+    coef = {n: t.reshape(x.shape[0], c, 1, 1) - .5 for n, t in zip(names, y.chunk(len(names), dim=1))}
+    pieces = [x * (coef[f'a{k}'] * 2 * lambda_a + init_a[k]) + (coef[f'b{k}'] + init_b[k] if use_bias else 0)
+              for k in range(2 if k2 else 1)]
+    out = torch.max(*pieces) if k2 else pieces[0]
     if spatial:
         s = bn_eval(F.conv2d(x, sd['spatial.0.weight'], sd['spatial.0.bias']), 'spatial.1.', sd)
         h, w = x.shape[2:]

@@ -18,6 +18,7 @@ from typing import Tuple
 
 import torch
 import torch.nn.functional as F
+from timm.layers import make_divisible
 from torch import nn
 
 __all__ = ['DyReLU', 'DyReLUA', 'DyReLUB', 'DyReLUC']
@@ -42,14 +43,14 @@ class DyReLU(nn.Module):
                  init_b: Tuple[float, float] = (0.0, 0.0), device=None, dtype=None):
         super().__init__()
         dd = dict(device=device, dtype=dtype)
-        squeeze = channels // reduction if reduction == 4 else _make_divisible(channels // reduction, 4)
+        squeeze = channels // reduction if reduction == 4 else make_divisible(channels // reduction, 4)
         if squeeze < 1:
             raise ValueError(f'DyReLU needs channels // reduction >= 1, got channels={channels}, reduction={reduction}')
         self.coef_channels = 1 if channel_shared else channels
         self.k2 = k2
         self.use_bias = use_bias
         self.num_coefs = (2 if k2 else 1) * (2 if use_bias else 1)
-        self.lambda_a = lambda_a * 2
+        self.slope_range = 2. * lambda_a  # the coefficients' (y - 0.5) spans 1: a spans init_a +- lambda_a
         self.init_a = (float(init_a[0]), float(init_a[1]))
         self.init_b = (float(init_b[0]), float(init_b[1]))
         self.fc = nn.Sequential(
@@ -65,14 +66,14 @@ class DyReLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         coefs = self.fc(x.mean((2, 3))).view(x.shape[0], self.num_coefs, self.coef_channels, 1, 1) - 0.5
-        a1 = coefs[:, 0] * self.lambda_a + self.init_a[0]
+        a1 = coefs[:, 0] * self.slope_range + self.init_a[0]
         if self.k2 and self.use_bias:
             b1 = coefs[:, 1] + self.init_b[0]
-            a2 = coefs[:, 2] * self.lambda_a + self.init_a[1]
+            a2 = coefs[:, 2] * self.slope_range + self.init_a[1]
             b2 = coefs[:, 3] + self.init_b[1]
             out = torch.maximum(x * a1 + b1, x * a2 + b2)
         elif self.k2:
-            a2 = coefs[:, 1] * self.lambda_a + self.init_a[1]
+            a2 = coefs[:, 1] * self.slope_range + self.init_a[1]
             out = torch.maximum(x * a1, x * a2)
         elif self.use_bias:
             out = x * a1 + (coefs[:, 1] + self.init_b[0])
@@ -104,9 +105,3 @@ class DyReLUC(DyReLU):
 
     def __init__(self, channels: int, reduction: int = 4, lambda_a: float = 1.0, device=None, dtype=None):
         super().__init__(channels, reduction, lambda_a, use_spatial=True, device=device, dtype=dtype)
-
-
-def _make_divisible(value: int, divisor: int) -> int:
-    """The MobileNet rounding DynamicHead uses for a reduction other than 4: nearest multiple, at most 10 % down."""
-    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * value else rounded

@@ -58,8 +58,6 @@ def fold_conv_scale_shift(conv: nn.Conv2d, scale: torch.Tensor, shift: torch.Ten
     return conv_like(conv, weight, bias)
 
 
-
-
 @torch.no_grad()
 def fold_norm(conv: nn.Module, norm: nn.Module) -> Tuple[nn.Module, nn.Module]:
     """(conv, norm) -> (folded conv, Identity); unchanged where `norm` is already gone or `conv` has no folded form.

@@ -35,10 +35,10 @@ class PyConv2d(nn.Sequential):
         if norm is None:
             return self
         fused = copy.deepcopy(self)
+        scale, shift = norm_scale_shift(norm)
         start = 0
         for name, conv in self.named_children():
             chs = conv.out_channels
-            scale, shift = norm_scale_shift(norm)
             setattr(fused, name, fold_conv_scale_shift(conv, scale[start:start + chs], shift[start:start + chs]))
             start += chs
         return fused

@@ -61,8 +61,9 @@ def build_tricks_model(model_cls: Type[nn.Module], variant: str, pretrained: boo
             variant, pretrained_cfg=kwargs.get('pretrained_cfg'),
             pretrained_cfg_overlay=kwargs.get('pretrained_cfg_overlay'))
         if not any(getattr(cfg, key, None) for key in _WEIGHT_SOURCES):
+            why = ''.join(f' {note}' for note in cfg.notes or ())  # the cfg says why, where it knows
             raise NoPretrainedWeightsError(
-                f"'{variant}' has no released weights (tag '{cfg.tag}'). Create it with pretrained=False, or "
+                f"'{variant}' has no released weights (tag '{cfg.tag}').{why} Create it with pretrained=False, or "
                 "load your own with pretrained=True, pretrained_cfg_overlay=dict(file='path/to/checkpoint').")
         if _falls_back_to_origin(cfg):
             try:

@@ -5,9 +5,9 @@ Module names follow torchvision / timm ResNet (`conv1`, `bn1`, `act1`, `maxpool`
 filters only rename what the family itself changed.
 
 A family is configuration: which block class, and the layers the blocks build (a family block class exists only
-where the block itself differs: Ghost-ResNet's, OctResNet's). The plug-in layers every block takes travel in one
-record, `BlockLayers` (built by the skeleton from the model's keywords and the `block_args` / `stage_args` of these
-names); the family's own layers are block keywords. Factories and their calls:
+where the block itself differs: Ghost-ResNet's, OctResNet's; PyConvHGResNet's only sets its expansion). The plug-in
+layers every block takes travel in one record, `BlockLayers` (built by the skeleton from the model's keywords and the
+`block_args` / `stage_args` of these names); the family's own layers are block keywords. Factories and their calls:
 
 * `conv_layer(in_chs, out_chs, stride=, dilation=, groups=, device=, dtype=)`: the block's spatial conv
   (`conv2` of the bottleneck, `conv1` of the basic block; `conv2_layer` for the basic block's second), with its
@@ -45,7 +45,7 @@ from ._contract import STAGE_NAMES, ClassifierHeadMixin, FeatureTapsMixin, make_
 
 __all__ = [
     'PluggableResNet', 'BlockLayers', 'ResidualBlock', 'Bottleneck', 'BasicBlock', 'conv3x3', 'conv1x1',
-    'conv_shortcut', 'aa_shortcut', 'max_pool_stem', 'create_aa', 'create_attn', 'fold_shortcut',
+    'conv_shortcut', 'aa_shortcut', 'max_pool_stem', 'create_aa', 'fold_shortcut', 'merge_block_args',
 ]
 
 ConvFactory = Callable[..., nn.Module]

@@ -408,7 +408,6 @@ class CspDenseNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
         return self.final_norm(x)
 
 
-
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[str, torch.Tensor]:
     """No released checkpoints exist; accept our own (bare, `state_dict`/`model` wrapped, `module.` prefixed)."""
     return filter_checkpoint(state_dict, model)

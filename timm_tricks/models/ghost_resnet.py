@@ -26,14 +26,13 @@ import torch
 from timm.models import generate_default_cfgs, register_model
 from torch import nn
 
-from ..errors import CheckpointMismatchError, NoPretrainedWeightsError
+from ..errors import CheckpointMismatchError
 from ..layers import GhostModule
 from ._builder import build_tricks_model, imagenet_cfg, merge_model_args
 from ._checkpoint import filter_checkpoint, unwrap_state_dict
 from ._resnet import BlockLayers, PluggableResNet, ResidualBlock
 
 __all__ = ['GhostResNetBottleneck', 'ghost_shortcut']
-
 
 
 class GhostResNetBottleneck(ResidualBlock):
@@ -101,20 +100,16 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
 
 
 def _create_ghost_resnet(variant: str, pretrained: bool = False, **kwargs) -> PluggableResNet:
-    try:
-        return build_tricks_model(
-            PluggableResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
-    except NoPretrainedWeightsError as e:
-        raise NoPretrainedWeightsError(
-            f'{e} No Ghost-ResNet-50 weights exist: the paper\'s authors declined to release them '
-            '(huawei-noah/Efficient-AI-Backbones issue #159).') from None
+    return build_tricks_model(
+        PluggableResNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
 
 
 _cfg = partial(
     imagenet_cfg,
     origin_url='https://github.com/huawei-noah/Efficient-AI-Backbones', license='apache-2.0',
     paper_ids='arXiv:1911.11907', paper_name='GhostNet: More Features from Cheap Operations',
-    notes=('No released weights: the authors declined to publish Ghost-ResNet-50 weights (issue #159).',),
+    notes=('No released weights: the authors declined to publish Ghost-ResNet-50 weights '
+           '(huawei-noah/Efficient-AI-Backbones issue #159).',),
 )
 
 
