@@ -23,7 +23,6 @@ import timm_tricks
 from timm_tricks import CheckpointMismatchError, NoPretrainedWeightsError
 from timm_tricks.layers import GhostModule, ghost_chs
 from timm_tricks.models.ghost_resnet import GhostResNetBottleneck
-from timm_tricks.profile import count_flops
 from timm_tricks.weights import load_manifest, reported_top1
 
 from helpers import randomize_bn
@@ -220,16 +219,13 @@ def _analytic_conv_linear_macs(ratio, size=224, dw=3):
 
 
 @pytest.mark.parametrize('name', OURS)
-def test_macs_against_paper_and_spec(name):
-    counted = count_flops(timm.create_model(name))  # fvcore, 1x3x224x224, eval, batch 1
-    total, conv_linear = counted.total, counted.conv_linear
-    paper_macs = PAPER[name][1]
-    assert abs(total / paper_macs - 1) < 0.03, (total, paper_macs)
-    assert abs(conv_linear / paper_macs - 1) < 0.03
-    assert total == SPEC_FIGURES[name].fvcore_total
-    assert conv_linear == SPEC_FIGURES[name].conv_linear == _analytic_conv_linear_macs(RATIO[name])
-    assert set(counted.unsupported_ops) <= {'aten::max_pool2d', 'aten::add', 'aten::add_'}
-    assert counted.uncalled_modules == ()  # no dead modules
+def test_spec_macs_agree_with_the_paper_and_the_analytic_count(name):
+    """The spec's fvcore figures (which test_profile.py's test_counts_match_spec holds the model to, exactly) are the
+    paper's within 3 %, and its conv+linear count is the topology's, counted by hand above."""
+    spec, paper_macs = SPEC_FIGURES[name], PAPER[name][1]
+    assert abs(spec.fvcore_total / paper_macs - 1) < 0.03
+    assert abs(spec.conv_linear / paper_macs - 1) < 0.03
+    assert spec.conv_linear == _analytic_conv_linear_macs(RATIO[name])
 
 
 # --------------------------------------------------------------------------------------- model behaviour

@@ -33,7 +33,14 @@ from timm_tricks.profile import (
     measure_latency,
 )
 
-from spec_figures import DEFORM_SAMPLING_TOTALS, OCTRESNET_LAYERS, SPEC_FIGURES, oct_upsample_difference
+from model_matrix import REPRESENTATIVE_MODELS
+from spec_figures import (
+    DEFORM_SAMPLING_TOTALS,
+    OCTRESNET_LAYERS,
+    SPEC_FIGURES,
+    TIMM_FVCORE_GMACS,
+    oct_upsample_difference,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
@@ -193,9 +200,8 @@ def test_importing_fvcore_through_us_warns_nothing():
 
 # --- agreement with torch.utils.flop_counter.FlopCounterMode -------------------------------------------------------
 
-# one small model per family that is registered, plus a timm ResNet; 64x64 keeps them fast
-FCM_MODELS = ['resnet18', 'pyconv_resnet18', 'pyconvhg_resnet50', 'spconv_resnet18', 'oct_resnet26', 'ghost_resnet50',
-              'cspdensenet121', 'csppeleenet', 'blurpool_resnet18', 'dcnv2_resnet50']
+# every family's representatives, plus a timm ResNet; 64x64 keeps them fast
+FCM_MODELS = ['resnet18', *REPRESENTATIVE_MODELS]
 
 
 @pytest.mark.parametrize('name', FCM_MODELS)
@@ -214,6 +220,13 @@ def test_total_matches_flop_counter_mode(name):
 
 
 # --- every registered model against the spec tables ----------------------------------------------------------------
+
+@pytest.mark.parametrize('name', TIMM_FVCORE_GMACS)
+def test_timm_models_count_as_the_spec_says(name):
+    """The counter itself against the spec's figures for timm's own models (4 significant digits there)."""
+    assert round(count_flops(build_without_init(name), (3, 224, 224)).total / 1e9, 4) == TIMM_FVCORE_GMACS[name]
+
+
 
 @pytest.mark.parametrize('name', OUR_MODELS)
 def test_counts_match_spec(name):
