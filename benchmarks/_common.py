@@ -103,6 +103,19 @@ def report_header(args: argparse.Namespace, setup: str, load_before: str) -> Lis
     ]
 
 
+@torch.no_grad()
+def randomize_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Random BatchNorm statistics and affine parameters (as trained nets have), so that copying and folding them
+    is checked by the outputs; returns the model."""
+    generator = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            for tensor, low, high in ((m.weight, .5, 1.5), (m.bias, -.1, .1), (m.running_mean, -.1, .1),
+                                      (m.running_var, .5, 1.5)):
+                tensor.copy_(torch.rand(tensor.shape, generator=generator) * (high - low) + low)
+    return model
+
+
 def max_rel_diff(actual: torch.Tensor, expected: torch.Tensor) -> float:
     """max |actual - expected| / max |expected|: the scale-free difference the benchmarks print and check."""
     actual, expected = torch.as_tensor(actual), torch.as_tensor(expected)

@@ -68,7 +68,7 @@ def bench_models(args):
         ours = dcn(x)
         with torchvision_kernel():
             reference = dcn(x)
-    rel = ((ours - reference).abs().max() / reference.abs().max()).item()
+    rel = common.max_rel_diff(ours, reference)
     runs = {
         'resnet50 (timm)': partial(resnet50, x),
         'dcnv2_resnet50, tensor-op DCN (ours)': partial(dcn, x),

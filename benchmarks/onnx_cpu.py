@@ -35,11 +35,7 @@ def bench_model(name, args, tmp):
     batch = args.batch[0]
     path = export_onnx(model, Path(tmp) / f'{name}.onnx', input_size=size, batch_size=batch)
     check = check_onnx(model, path, [(batch, *size)], num_threads=torch.get_num_threads())[0]
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    # onnxruntime's threads spin after each run by default, which would steal the cores from the torch runs
-    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-    session = onnxruntime.InferenceSession(str(path), options, providers=['CPUExecutionProvider'])
+    session = common.onnxruntime_session(path, torch.get_num_threads())
     x = torch.randn(batch, *size)
     times = common.interleaved({
         'torch': partial(model, x),

@@ -21,17 +21,6 @@ from timm_tricks.layers import SPConv2d
 import _common as common
 
 
-def _randomize_bn(model: torch.nn.Module) -> torch.nn.Module:
-    """Trained-like BN statistics, so the folded and the un-fused nets compute the same non-trivial function."""
-    g = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-    return model
-
-
 @torch.no_grad()
 def reparameterize(model: nn.Module, merge: str) -> nn.Module:
     """The model's `reparameterize()` with `merge` chosen for every SPConv (`SPConv2d.fuse(norm, merge=...)`)."""
@@ -44,10 +33,10 @@ def reparameterize(model: nn.Module, merge: str) -> nn.Module:
 
 def build_models(arch: str, merges):
     torch.manual_seed(0)
-    base = _randomize_bn(timm.create_model(arch, zero_init_last=False)).eval()
+    base = common.randomize_norms(timm.create_model(arch, zero_init_last=False)).eval()
     models = {f'{arch}': base}
     for merge in merges:
-        fused = _randomize_bn(timm.create_model(arch, zero_init_last=False)).eval()
+        fused = common.randomize_norms(timm.create_model(arch, zero_init_last=False)).eval()
         fused.load_state_dict(base.state_dict())
         models[f'{arch} fused[{merge}]'] = reparameterize(fused, merge)
     return models
@@ -58,13 +47,13 @@ def bench(models, batch: int, size: int, warmup: int, reps: int):
     with torch.inference_mode():
         refs = {}
         for n in models:  # warm-up, and check that the fused nets compute the same function as the un-fused one
-            for _ in range(warmup):
+            for _ in range(max(warmup, 1)):
                 out = models[n](x)
             arch = n.split(' ')[0]
             if arch not in refs:
                 refs[arch] = out
             else:
-                err = (out - refs[arch]).abs().max().item() / refs[arch].abs().max().item()
+                err = common.max_rel_diff(out, refs[arch])
                 assert err < 1e-4, f'{n} differs from the un-fused {arch}: relative error {err}'
     runs = {n: partial(m, x) for n, m in models.items()}
     return tuple(common.interleaved(runs, 0, reps, clocks=(time.perf_counter, time.process_time)))

@@ -141,24 +141,13 @@ FAMILIES = {
 }
 
 
-@torch.no_grad()
-def randomize_norms(model: nn.Module, seed: int = 0) -> None:
-    """Random BatchNorm statistics and affine parameters, so that copying them (and folding them) is tested."""
-    generator = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            for tensor, low, high in ((m.weight, .5, 1.5), (m.bias, -.1, .1), (m.running_mean, -.1, .1),
-                                      (m.running_var, .5, 1.5)):
-                tensor.copy_(torch.rand(tensor.shape, generator=generator) * (high - low) + low)
-
-
 def build_pair(family: Family, root: Path):
     """The authors' model (eval, randomised norms) and ours with its weights; the warnings their code raised."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         torch.manual_seed(0)
         authors = family.build_authors(root).eval()
-    randomize_norms(authors)
+    common.randomize_norms(authors)
     ours = timm.create_model(family.model_name).eval()
     ours.load_state_dict(family.checkpoint_filter_fn(authors.state_dict(), ours))
     return authors, ours, sorted({f'{w.category.__name__}: {w.message}' for w in caught})
