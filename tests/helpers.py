@@ -1,6 +1,7 @@
-"""Helpers shared by the tests: non-trivial BatchNorm statistics, random weights and thread pinning."""
+"""Helpers shared by the tests: non-trivial BatchNorm statistics, random weights, thread pinning, a comparison
+relative to the output's scale and the FX trace timm's tests use."""
 import contextlib
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 from torch import nn
@@ -45,3 +46,22 @@ def single_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def assert_close_scaled(actual: torch.Tensor, expected: torch.Tensor, rtol: float = 1e-4,
+                        atol_rel: Optional[float] = None) -> None:
+    """assert_close with the absolute tolerance relative to the output's scale (`atol_rel`, default `rtol`, times
+    max |expected|): kernels that sum in another order differ by rounding that scales with the activations."""
+    atol = (rtol if atol_rel is None else atol_rel) * expected.abs().max().item()
+    torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol)
+
+
+def fx_final_output(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The model traced as timm's FX tests do (torchvision's feature extractor on the final node, timm's no-trace
+    lists), as a function of the input."""
+    from timm.models import get_notrace_functions, get_notrace_modules
+    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+    tracer_kwargs = dict(leaf_modules=get_notrace_modules(), autowrap_functions=get_notrace_functions())
+    last = get_graph_node_names(model, tracer_kwargs=tracer_kwargs)[1][-1]
+    fx = create_feature_extractor(model, return_nodes=[last], tracer_kwargs=tracer_kwargs)
+    return lambda x: next(iter(fx(x).values()))

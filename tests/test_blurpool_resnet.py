@@ -21,6 +21,7 @@ import timm_tricks
 from timm_tricks.layers import BlurPool2d
 from timm_tricks.weights import manifest_entry
 
+from helpers import assert_close_scaled
 from references.blurpool_resnet import authors_state_dict, naive_blur, reference_forward, spec_filter
 from spec_figures import SPEC_FIGURES
 
@@ -232,10 +233,6 @@ def _load(name, path, **kwargs):
     return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **kwargs).eval()
 
 
-def _assert_close_scaled(out, ref):
-    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5 * ref.abs().max().item())
-
-
 @pytest.mark.parametrize('name, tv_arch, k', [
     ('blurpool_resnet18_lpf2', 'resnet18', 2),
     ('blurpool_resnet18_lpf3', 'resnet18', 3),
@@ -249,16 +246,16 @@ def test_authors_checkpoint_reproduces_authors_outputs(tmp_path, name, tv_arch, 
     torch.manual_seed(1)
     x = torch.randn(2, 3, 67, 45)  # odd, non-square; the reference runs here for every k
     with torch.no_grad():
-        _assert_close_scaled(model(x), reference_forward(sd, x))
+        assert_close_scaled(model(x), reference_forward(sd, x), atol_rel=1e-5)
         if tv_arch == 'resnet18':
             # 32x32: the authors' k=4/5 models fail (reflect pad 2 on layer4's 2x2 map); ours replicate there
             x = torch.randn(1, 3, 32, 32)
             if k >= 4:
                 with pytest.raises(RuntimeError, match='[Pp]adding size'):
                     reference_forward(sd, x)
-                _assert_close_scaled(model(x), reference_forward(sd, x, fallback=True))
+                assert_close_scaled(model(x), reference_forward(sd, x, fallback=True), atol_rel=1e-5)
             else:
-                _assert_close_scaled(model(x), reference_forward(sd, x))
+                assert_close_scaled(model(x), reference_forward(sd, x), atol_rel=1e-5)
 
 
 def test_authors_file_through_the_url_source(tmp_path):
@@ -270,7 +267,7 @@ def test_authors_file_through_the_url_source(tmp_path):
         pretrained_cfg_overlay=dict(hf_hub_id=None, url=path.as_uri())).eval()
     x = torch.randn(1, 3, 48, 48)
     with torch.no_grad():
-        _assert_close_scaled(model(x), reference_forward(sd, x))
+        assert_close_scaled(model(x), reference_forward(sd, x), atol_rel=1e-5)
 
 
 def test_our_layout_and_training_wrappers_load(tmp_path):

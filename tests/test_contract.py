@@ -3,22 +3,23 @@
 Cheap checks (meta device) run on every registered model; checks that need real compute run on the
 representatives of each family (tests/model_matrix.py) at small input sizes.
 """
+import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import timm
 import torch
 from timm.layers import freeze_batch_norm_2d, set_scriptable
-from timm.models import get_notrace_functions, get_notrace_modules
 from torch import nn
 
 import timm_tricks
 from timm_tricks.layers.create_plugin import ATTN_LAYERS, CHANNEL_ACT_LAYERS
 from timm_tricks.weights import manifest_entry
 
-from helpers import randomize_bn
+from helpers import fx_final_output, randomize_bn
 from model_matrix import ALL_MODELS, REPRESENTATIVE_MODELS
 
 torch.backends.cudnn.deterministic = True
@@ -47,6 +48,13 @@ def eval_models():
 
 # ---------------------------------------------------------------------------------------------- every model
 
+# timm's GhostNets: the timm models whose names are nearest ours
+TIMM_GHOSTNETS = (
+    'ghostnet_050', 'ghostnet_100', 'ghostnet_130', 'ghostnetv2_100', 'ghostnetv2_130', 'ghostnetv2_160',
+    'ghostnetv3_050', 'ghostnetv3_100', 'ghostnetv3_130', 'ghostnetv3_160', 'repghostnet_050', 'repghostnet_058',
+    'repghostnet_080', 'repghostnet_100', 'repghostnet_111', 'repghostnet_130', 'repghostnet_150', 'repghostnet_200',
+)
+
 
 def test_models_are_registered_and_ours():
     assert len(ALL_MODELS) >= 8
@@ -55,18 +63,44 @@ def test_models_are_registered_and_ours():
         assert _family(name) in timm.list_modules()
 
 
-def test_import_does_not_touch_timm_models():
-    """Our names are new to timm, and importing twice changes nothing (fresh interpreter: timm alone first)."""
-    code = (
-        'import timm, json; before = set(timm.list_models()); tags = set(timm.list_models(pretrained=True));'
-        'import timm_tricks, importlib; importlib.reload(timm_tricks);'
-        'after = set(timm.list_models()); ours = set(timm_tricks.list_models());'
-        'print(json.dumps([sorted(ours & before), sorted(before - after), sorted(tags - set(timm.list_models('
-        'pretrained=True))), len(after - before - ours)]))'
-    )
-    out = subprocess.run([sys.executable, '-W', 'ignore', '-c', code], capture_output=True, text=True, check=True)
-    clashes, lost, lost_tags, foreign = eval(out.stdout.strip().splitlines()[-1])
-    assert clashes == [] and lost == [] and lost_tags == [] and foreign == 0
+def test_import_adds_our_names_and_changes_no_timm_model():
+    """Fresh interpreter: timm's names and tags before and after `import timm_tricks` (which warns nothing) and a
+    reload of it; timm's GhostNets, whose names are nearest ours, keep their modules and Hub repos."""
+    code = '''
+import importlib, json, warnings
+import timm
+before = timm.list_models()
+tags = timm.list_models(pretrained=True)
+ghost_modules = timm.list_models(module="ghostnet") + timm.list_models(module="repghost")
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import timm_tricks
+    importlib.reload(timm_tricks)
+after = timm.list_models()
+print(json.dumps(dict(
+    before=before, tags=tags, after=after, tags_after=timm.list_models(pretrained=True),
+    ghost_modules=ghost_modules,
+    ghost_modules_after=timm.list_models(module="ghostnet") + timm.list_models(module="repghost"),
+    ours=timm_tricks.list_models(), ours_module=timm.list_models(module="ghost_resnet"),
+    warnings=[str(w.message) for w in caught if "Overwriting" in str(w.message)],
+    entry_modules={n: timm.models.model_entrypoint(n).__module__ for n in %r},
+    hub_ids={t: timm.models.get_pretrained_cfg(t).hf_hub_id for t in ("ghostnet_100.in1k", "ghostnetv2_100.in1k")},
+)))
+''' % (TIMM_GHOSTNETS,)
+    out = subprocess.run([sys.executable, '-W', 'ignore', '-c', code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(r['before']) <= set(r['after']) and set(r['tags']) <= set(r['tags_after'])
+    assert set(r['ours']).isdisjoint(r['before'])
+    assert set(r['after']) - set(r['before']) == set(r['ours'])
+    assert {'ghost_resnet50', 'ghost_resnet50_s4'} <= set(r['ours'])
+    assert sorted(r['ours_module']) == ['ghost_resnet50', 'ghost_resnet50_s4']
+    assert r['ghost_modules_after'] == r['ghost_modules'] and set(TIMM_GHOSTNETS) <= set(r['ghost_modules'])
+    assert r['warnings'] == []
+    assert all(m in ('timm.models.ghostnet', 'timm.models.repghost') for m in r['entry_modules'].values())
+    assert r['hub_ids'] == {'ghostnet_100.in1k': 'timm/ghostnet_100.in1k',
+                            'ghostnetv2_100.in1k': 'timm/ghostnetv2_100.in1k'}
+    assert 'ghostnet_100.in1k' in r['tags_after']
 
 
 @pytest.mark.parametrize('name', ALL_MODELS)
@@ -121,7 +155,7 @@ def test_feature_info_on_meta(name):
     h, w = 96, 80
     feats = model(torch.empty(1, 3, h, w, device='meta'))
     assert [f.shape[1] for f in feats] == model.feature_info.channels()
-    for f, r in zip(feats, model.feature_info.reduction()):
+    for f, r in zip(feats, model.feature_info.reduction(), strict=True):
         assert tuple(f.shape[2:]) == (math.ceil(h / r), math.ceil(w / r))
 
     # every family dilates (none is stuck at 32); an impossible stride is refused
@@ -220,19 +254,10 @@ def test_torchscript(name, eval_models):
 @pytest.mark.parametrize('name', REPRESENTATIVE_MODELS)
 def test_fx(name, eval_models):
     model = eval_models(name)
-    fx = _fx_model(model)
+    fx = fx_final_output(model)
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(fx(x), model(x), rtol=1e-4, atol=1e-5)
-
-
-def _fx_model(model):
-    """Trace as timm's FX tests do: torchvision's feature extractor on the final node, timm's no-trace lists."""
-    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
-    tracer_kwargs = dict(leaf_modules=get_notrace_modules(), autowrap_functions=get_notrace_functions())
-    eval_nodes = get_graph_node_names(model, tracer_kwargs=tracer_kwargs)[1]
-    fx = create_feature_extractor(model, return_nodes=[eval_nodes[-1]], tracer_kwargs=tracer_kwargs)
-    return lambda x: next(iter(fx(x).values()))
 
 
 @pytest.mark.parametrize('name', REPRESENTATIVE_MODELS)
@@ -248,19 +273,19 @@ def test_torch_compile(name, eval_models):
 @pytest.mark.parametrize('name', REPRESENTATIVE_MODELS)
 def test_features_only_forward(name, eval_models):
     model = _create(name, features_only=True, out_indices=(1, 2, 3, 4)).eval()
-    model.load_state_dict({k: v for k, v in eval_models(name).state_dict().items()
-                           if k in model.state_dict()}, strict=False)
-    x = torch.randn(1, 3, 96, 96)
+    # the classifier is all the full model has more: every other key must match (strict)
+    model.load_state_dict({k: v for k, v in eval_models(name).state_dict().items() if k in model.state_dict()})
+    x = torch.randn(1, 3, 96, 95)
     with torch.no_grad():
         feats = model(x)
     assert [f.shape[1] for f in feats] == model.feature_info.channels()
-    for f, r in zip(feats, model.feature_info.reduction()):
-        assert f.shape[2] <= math.ceil(96 / r) + 1
+    assert [tuple(f.shape[2:]) for f in feats] == [
+        (math.ceil(96 / r), math.ceil(95 / r)) for r in model.feature_info.reduction()]
     # detection users freeze BN: same function in eval, no BatchNorm2d left
     frozen = freeze_batch_norm_2d(model)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in frozen.modules())
     with torch.no_grad():
-        for got, want in zip(frozen(x), feats):  # float32 rounding scales with the activations' magnitude
+        for got, want in zip(frozen(x), feats, strict=True):  # float32 rounding scales with the activations' magnitude
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * want.abs().max().item())
 
 

@@ -195,7 +195,7 @@ def test_every_input_size(name):
             final, feats = model.forward_intermediates(torch.randn(1, 3, *hw))
             out = model.forward_head(final)
         assert out.shape == (1, 1000) and torch.isfinite(out).all()
-        for f, r in zip(feats, model.feature_info):
+        for f, r in zip(feats, model.feature_info, strict=True):
             assert tuple(f.shape[2:]) == (math.ceil(hw[0] / r['reduction']), math.ceil(hw[1] / r['reduction']))
 
 
@@ -403,7 +403,7 @@ def test_output_stride_dilates_late_stages(name, kwargs, output_stride):
     assert model.feature_info.reduction() == [min(r, output_stride) for r in (2, 4, 8, 16, 32)]
     with torch.no_grad():
         feats, base_feats = model(x), base(x)
-    for f, r, c in zip(feats, model.feature_info.reduction(), model.feature_info.channels()):
+    for f, r, c in zip(feats, model.feature_info.reduction(), model.feature_info.channels(), strict=True):
         assert f.shape[1:] == (c, math.ceil(64 / r), math.ceil(96 / r))
     # stages up to the stride limit are untouched
     n_same = 3 if output_stride == 16 else 2
@@ -425,7 +425,7 @@ def test_features_only_list_and_getter_agree(name, kwargs):
         a, b = listed(x), getter(x)
     assert listed.feature_info.reduction() == [2, 4, 8, 16, 32]
     assert [f.shape[1] for f in a] == listed.feature_info.channels()
-    for fa, fb in zip(a, b):
+    for fa, fb in zip(a, b, strict=True):
         assert torch.equal(fa, fb)
     part = _create(name, features_only=True, out_indices=(1, 3), device='meta', **kwargs)
     assert part.feature_info.channels() == [listed.feature_info.channels()[i] for i in (1, 3)]

@@ -20,7 +20,7 @@ from timm_tricks.errors import CheckpointMismatchError
 from timm_tricks.layers import ModulatedDeformConv2d
 from timm_tricks.models.dcn_resnet import checkpoint_filter_fn
 
-from helpers import randomize_bn
+from helpers import assert_close_scaled, randomize_bn
 from references.dcn_resnet import mmdet_r50_dcn_forward, mmdet_r50_dcn_state_dict, save_mmdet_checkpoint
 from spec_figures import SPEC_FIGURES
 
@@ -30,11 +30,6 @@ R50_DCN_LAYERS, R101_DCN_LAYERS, PLAIN_R50_PARAMS = 13, 30, 25_557_032
 
 def _dcn_layers(model):
     return {n: m for n, m in model.named_modules() if isinstance(m, ModulatedDeformConv2d)}
-
-
-def _close(actual, expected, rel=1e-4):
-    """allclose relative to the output's scale: deform_conv2d sums in another order than the conv kernels."""
-    torch.testing.assert_close(actual, expected, rtol=rel, atol=rel * expected.abs().max().item())
 
 
 @pytest.fixture(scope='module')
@@ -247,7 +242,7 @@ def test_input_sizes(output_stride, sizes):
     for size in sizes:
         with torch.inference_mode():
             feats = model(torch.randn(1, 3, *size))
-        for f, chs, red in zip(feats, model.feature_info.channels(), model.feature_info.reduction()):
+        for f, chs, red in zip(feats, model.feature_info.channels(), model.feature_info.reduction(), strict=True):
             assert red <= output_stride and f.shape[1] == chs
             h, w = size
             for _ in range(int(math.log2(red))):  # every strided layer gives ceil(n / 2)
@@ -271,7 +266,7 @@ def test_tv_in1k_from_hub_computes_plain_resnet(hub, plain_r50):
     x = torch.randn(2, 3, 64, 80)
     with torch.inference_mode():
         expected, out = plain_r50(x), model(x)
-    _close(out, expected)
+    assert_close_scaled(out, expected)
     # the mmdetection way (plain weights, mask 0.5) would not be function preserving: show the test can fail
     halved = {k: v for k, v in model.state_dict().items()}
     for name in _dcn_layers(model):
@@ -307,7 +302,7 @@ def test_tv_in1k_output_stride_8_matches_dilated_resnet(plain_r50, tmp_path):
     ref.load_state_dict({k: v for k, v in plain_r50.state_dict().items() if not k.startswith('fc.')})
     x = torch.randn(1, 3, 33, 40)
     with torch.inference_mode():
-        _close(model(x)[0], ref(x)[0])
+        assert_close_scaled(model(x)[0], ref(x)[0])
 
 
 def test_own_checkpoint_loads_unchanged(tmp_path):
@@ -344,9 +339,9 @@ def test_mmdet_checkpoint_matches_reference(tmp_path, name, deform_groups, v1_na
         expected = mmdet_r50_dcn_forward(sd, x)
         feats = model(x)
     assert len(feats) == 4
-    for f, e in zip(feats, expected):
+    for f, e in zip(feats, expected, strict=True):
         assert f.shape == e.shape
-        _close(f, e)
+        assert_close_scaled(f, e)
     # the deformation is real: offsets are far from zero, so a plain conv would not match
     assert max(sd[f'layer3.{b}.conv2.conv_offset.bias'].abs().max() for b in range(6)) > 1.
 

@@ -147,5 +147,5 @@ def test_layer_trains_through_the_fast_path():
     torchvision.ops.deform_conv2d(
         x, offset, layer.weight, layer.bias, stride=2, padding=1, mask=mask).square().sum().backward()
     reference = [x.grad] + [p.grad for p in layer.parameters()]
-    for actual, expected in zip(ours, reference):
+    for actual, expected in zip(ours, reference, strict=True):
         torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())

@@ -11,7 +11,6 @@ import timm
 import torch
 import torch.nn.functional as F
 from timm.layers import set_scriptable
-from timm.models import get_notrace_functions, get_notrace_modules
 
 import timm_tricks
 from timm_tricks.layers.octconv import (
@@ -25,7 +24,7 @@ from timm_tricks.layers.octconv import (
 from timm_tricks.models._resnet import PluggableResNet
 from timm_tricks.models.oct_resnet import oct_resnet_args
 
-from helpers import randomize_bn
+from helpers import assert_close_scaled, fx_final_output, randomize_bn
 from references.oct_resnet import (
     DEPTHS,
     EXTENDED,
@@ -58,10 +57,6 @@ def r26_loaded(r26_reference):
     _, path = r26_reference
     return timm.create_model(
         'oct_resnet26', pretrained=True, pretrained_cfg_overlay=dict(file=str(path))).eval()
-
-
-def _close(got, want, rel=1e-4):
-    torch.testing.assert_close(got, want, rtol=rel, atol=rel * want.abs().max().item())
 
 
 # --------------------------------------------------------------------------------------- sizes and layout
@@ -114,13 +109,13 @@ def test_authors_checkpoint_reproduces_reference_outputs(r26_reference, r26_load
     x = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         want, stages = reference_forward(sd, x, DEPTHS['oct_resnet26'])
-        _close(r26_loaded(x), want)
+        assert_close_scaled(r26_loaded(x), want)
         feats = r26_loaded.forward_intermediates(x, intermediates_only=True)
     # stage taps: concat(high, nearest-upsampled low); layer4 is the high map alone
-    for feat, (x_h, x_l) in zip(feats[1:], stages):
-        _close(feat[:, :x_h.shape[1]], x_h)
+    for feat, (x_h, x_l) in zip(feats[1:], stages, strict=True):
+        assert_close_scaled(feat[:, :x_h.shape[1]], x_h)
         if x_l is not None:
-            _close(feat[:, x_h.shape[1]:], upsample_x2(x_l, x_h.shape[-2:]))
+            assert_close_scaled(feat[:, x_h.shape[1]:], upsample_x2(x_l, x_h.shape[-2:]))
         else:
             assert feat.shape[1] == x_h.shape[1]
 
@@ -136,11 +131,11 @@ def test_wrapped_checkpoint_and_channels_last_give_the_same(r26_reference, r26_l
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         want = r26_loaded(x)
-        _close(wrapped(x), want, rel=2e-2)  # half-precision storage
+        assert_close_scaled(wrapped(x), want, rtol=2e-2)  # half-precision storage
         cl = timm.create_model('oct_resnet26').eval()
         cl.load_state_dict(r26_loaded.state_dict())
         cl = cl.to(memory_format=CL)
-        _close(cl(x.contiguous(memory_format=CL)), want)
+        assert_close_scaled(cl(x.contiguous(memory_format=CL)), want)
 
 
 def test_checkpoint_of_another_variant_names_the_mismatch(r26_reference):
@@ -164,7 +159,7 @@ def test_every_size_matches_the_extended_reference(r26_reference, r26_loaded, si
     x = torch.randn(1, 3, *size)
     with torch.no_grad():
         want, _ = reference_forward(sd, x, DEPTHS['oct_resnet26'], ops=EXTENDED)
-        _close(r26_loaded(x), want)
+        assert_close_scaled(r26_loaded(x), want)
         feats = r26_loaded.forward_intermediates(x, intermediates_only=True)
     assert [tuple(f.shape[-2:]) for f in feats] == [
         (math.ceil(size[0] / r), math.ceil(size[1] / r)) for r in (2, 4, 8, 16, 32)]
@@ -290,7 +285,6 @@ def _tiny(**kwargs):
 
 @pytest.mark.parametrize('size', [(33, 47), (64, 64)])
 def test_script_fx_compile_match_eager(size):
-    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
     model = _tiny()
     x = torch.randn(2, 3, *size)
     with torch.no_grad():
@@ -298,10 +292,7 @@ def test_script_fx_compile_match_eager(size):
         with set_scriptable(True):
             scripted = torch.jit.script(model)
         torch.testing.assert_close(scripted(x), want)
-        tracer_kwargs = dict(leaf_modules=get_notrace_modules(), autowrap_functions=get_notrace_functions())
-        last = get_graph_node_names(model, tracer_kwargs=tracer_kwargs)[1][-1]
-        fx = create_feature_extractor(model, return_nodes=[last], tracer_kwargs=tracer_kwargs)
-        torch.testing.assert_close(next(iter(fx(x).values())), want)
+        torch.testing.assert_close(fx_final_output(model)(x), want)
         compiled = torch.compile(model, fullgraph=True, dynamic=True, backend='eager')
         torch.testing.assert_close(compiled(x), want)
 
@@ -330,7 +321,7 @@ def test_features_only_equals_forward_intermediates(r26_loaded, r26_reference):
         got = feats(x)
         want = r26_loaded.forward_intermediates(x, indices=[1, 3], intermediates_only=True)
     assert len(got) == 2
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w)
 
 
@@ -344,7 +335,7 @@ def test_hook_based_features_equal_forward_intermediates():
     with torch.no_grad():
         got = feats(x)
     assert len(got) == len(want) == 5
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         assert torch.equal(g, w)
 
 

@@ -88,7 +88,7 @@ def test_registered_tag_hf_hub_and_features(hub, flagship_source):
     assert feats.feature_info.channels() == [256, 512, 1024, 2048]
     with torch.no_grad():
         expected = flagship_source.forward_intermediates(x, indices=[1, 2, 3, 4], intermediates_only=True)
-        for got, want in zip(feats.eval()(x), expected):
+        for got, want in zip(feats.eval()(x), expected, strict=True):
             torch.testing.assert_close(got, want)
 
     hub.offline()

@@ -65,7 +65,7 @@ def test_fused_model_keeps_the_contract():
         fused = copy.deepcopy(model).reparameterize()
         final, feats = fused.forward_intermediates(x)
         assert _rel_err(final, want_final) <= 1e-5
-        assert all(_rel_err(f, w) <= 1e-5 for f, w in zip(feats, want_feats))
+        assert all(_rel_err(f, w) <= 1e-5 for f, w in zip(feats, want_feats, strict=True))
         with set_scriptable(True):
             scripted = torch.jit.script(fused)
         assert _rel_err(scripted(x), model(x)) <= 1e-5
@@ -76,7 +76,7 @@ def test_fused_model_keeps_the_contract():
     with torch.no_grad():
         want = backbone(x)
         got = reparameterize_model(backbone)(x)
-    assert all(_rel_err(g, w) <= 1e-5 for g, w in zip(got, want))
+    assert all(_rel_err(g, w) <= 1e-5 for g, w in zip(got, want, strict=True))
 
 
 def _follows_no_conv(name: str) -> bool:

@@ -9,7 +9,6 @@ import pytest
 import timm
 import torch
 from timm.layers import set_scriptable
-from timm.models import get_notrace_functions, get_notrace_modules
 from timm.utils import reparameterize_model
 from torch import nn
 
@@ -17,7 +16,7 @@ import timm_tricks
 from timm_tricks.errors import CheckpointMismatchError, NoPretrainedWeightsError
 from timm_tricks.layers import SPConv2d, SPConv2dFused
 
-from helpers import randomize_bn
+from helpers import fx_final_output, randomize_bn
 from references.spconv_resnet import (
     BASIC,
     BOTTLENECK,
@@ -299,7 +298,7 @@ def test_reparameterize_model_keeps_outputs(r18):
             scripted = torch.jit.script(fused)
         _assert_close_rel(scripted(x), ref, 1e-5)
         _assert_close_rel(torch.compile(fused, fullgraph=True, backend='eager')(x), ref, 1e-5)
-        _assert_close_rel(_fx(fused)(x), ref, 1e-5)
+        _assert_close_rel(fx_final_output(fused)(x), ref, 1e-5)
 
 
 def test_reparameterize_bottleneck_keeps_outputs():
@@ -335,14 +334,6 @@ def test_reparameterize_rejects_unfoldable_norm():
         model.reparameterize()
 
 
-def _fx(model):
-    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
-    tracer_kwargs = dict(leaf_modules=get_notrace_modules(), autowrap_functions=get_notrace_functions())
-    last = get_graph_node_names(model, tracer_kwargs=tracer_kwargs)[1][-1]
-    fx = create_feature_extractor(model, return_nodes=[last], tracer_kwargs=tracer_kwargs)
-    return lambda x: next(iter(fx(x).values()))
-
-
 # ----------------------------------------------------------------------------------------- scripting and FX
 
 def test_script_fx_odd_size(r18):
@@ -355,7 +346,7 @@ def test_script_fx_odd_size(r18):
         ref = model(x)
         with set_scriptable(True):
             torch.testing.assert_close(torch.jit.script(model)(x), ref, rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(_fx(model)(x), ref, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(fx_final_output(model)(x), ref, rtol=1e-4, atol=1e-5)
 
 
 def test_features_only_and_backward_small():
