@@ -71,12 +71,18 @@ def check_state_dict(state_dict: StateDict, model: nn.Module, exempt_adapted: bo
             + '. Is it the checkpoint of another architecture or variant?')
 
 
+def flat_state_dict(checkpoint) -> StateDict:
+    """The state dict of a checkpoint, unwrapped and without the training wrappers' prefixes (DDP `module.`,
+    torch.compile `_orig_mod.`: timm's `clean_state_dict`); what family filters inspect before `filter_checkpoint`."""
+    return clean_state_dict(unwrap_state_dict(checkpoint))
+
+
 def filter_checkpoint(checkpoint, model: nn.Module, prefixes: Iterable[str] = (),
                       rename: Optional[Callable[[str], Optional[str]]] = None) -> StateDict:
     """Unwrap, strip the training wrappers' prefixes (DDP `module.`, torch.compile `_orig_mod.`: timm's
     `clean_state_dict`) and then the family's `prefixes`, rename (None drops a key), cast floats to float32, fill
     missing BN counters, check."""
-    state_dict = strip_prefixes(clean_state_dict(unwrap_state_dict(checkpoint)), prefixes)
+    state_dict = strip_prefixes(flat_state_dict(checkpoint), prefixes)
     if rename is not None:
         renamed = ((rename(k), v) for k, v in state_dict.items())
         state_dict = {k: v for k, v in renamed if k is not None}

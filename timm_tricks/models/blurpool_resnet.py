@@ -28,14 +28,14 @@ from functools import partial
 from typing import Any, Dict, Optional
 
 import torch
-from timm.models import clean_state_dict, generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model
 from torch import nn
 
 from ..errors import CheckpointMismatchError
 from ..layers import BlurPool2d
 from ..weights import released_cfg
 from ._builder import build_tricks_model, imagenet_cfg, merge_model_args
-from ._checkpoint import filter_checkpoint, unwrap_state_dict
+from ._checkpoint import filter_checkpoint, flat_state_dict
 from ._resnet import BasicBlock, Bottleneck, PluggableResNet, aa_shortcut, conv_shortcut, max_pool_stem
 
 
@@ -64,7 +64,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
     checked against the model's `filter_size`: every filter size has the same parameter shapes, so a checkpoint
     trained with another blur would otherwise load silently and give wrong outputs.
     """
-    flat = clean_state_dict(unwrap_state_dict(state_dict))
+    flat = flat_state_dict(state_dict)
     filters = {k: tuple(v.shape) for k, v in flat.items() if k.endswith('.filt')}
     model_size = next((m.filter_size for m in model.modules() if isinstance(m, BlurPool2d)), None)
     wrong = {k: s for k, s in filters.items() if model_size is not None and s[-1] != model_size}

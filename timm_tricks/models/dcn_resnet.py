@@ -27,14 +27,14 @@ from functools import partial
 from typing import Any, Dict, Sequence
 
 import torch
-from timm.models import clean_state_dict, generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model
 from torch import nn
 
 from ..errors import CheckpointMismatchError
 from ..layers import ModulatedDeformConv2d
 from ..weights import released_cfg
 from ._builder import build_tricks_model, imagenet_cfg, merge_model_args
-from ._checkpoint import filter_checkpoint, unwrap_state_dict
+from ._checkpoint import filter_checkpoint, flat_state_dict
 from ._contract import STAGE_NAMES
 from ._resnet import Bottleneck, PluggableResNet
 
@@ -60,7 +60,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
       model computes the plain ResNet's function: `conv_offset` zero (offsets 0, mask sigmoid(0) = 0.5) and each
       deformable layer's weight doubled, which cancels the mask's 0.5 exactly (a power of two).
     """
-    sd = clean_state_dict(unwrap_state_dict(state_dict))
+    sd = flat_state_dict(state_dict)
     if any(k.startswith('backbone.') for k in sd):
         sd = {k[len('backbone.'):]: v for k, v in sd.items() if k.startswith('backbone.')}
     sd = {_MMDET_V1_OFFSET.sub(r'\1.conv2.conv_offset.', k): v for k, v in sd.items()}

@@ -21,13 +21,13 @@ from functools import partial
 from typing import Any, Dict, Sequence
 
 import torch
-from timm.models import clean_state_dict, generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model
 from torch import nn
 
 from ..layers import convert_cbam_v1_state_dict
 from ..weights import released_cfg
 from ._builder import build_tricks_model, imagenet_cfg, merge_model_args
-from ._checkpoint import filter_checkpoint, unwrap_state_dict
+from ._checkpoint import filter_checkpoint, flat_state_dict
 from ._resnet import Bottleneck, PluggableResNet, conv3x3, conv_shortcut
 
 __all__ = ['checkpoint_filter_fn']
@@ -51,7 +51,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
     CBAM keys are renamed and converted by `convert_cbam_v1_state_dict` (MLP Linear -> 1x1 conv, spatial conv input
     channels swapped), then `cbam.` -> `se.`; ACON's `acon.` -> `act2.`. Everything else already has our names.
     """
-    state_dict = convert_cbam_v1_state_dict(clean_state_dict(unwrap_state_dict(state_dict)))
+    state_dict = convert_cbam_v1_state_dict(flat_state_dict(state_dict))
     return filter_checkpoint(state_dict, model, rename=_rename)
 
 
