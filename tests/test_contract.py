@@ -241,23 +241,18 @@ def test_backward_reaches_every_parameter(name):
     assert all(p.grad.shape == p.shape for p in model.parameters())
 
 
+@pytest.mark.parametrize('how', ['torchscript', 'fx'])
 @pytest.mark.parametrize('name', REPRESENTATIVE_MODELS)
-def test_torchscript(name, eval_models):
+def test_scripted_and_traced_equal_eager(name, how, eval_models):
     model = eval_models(name)
-    with set_scriptable(True):
-        scripted = torch.jit.script(model)
+    if how == 'torchscript':
+        with set_scriptable(True):
+            converted = torch.jit.script(model)
+    else:
+        converted = fx_final_output(model)
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        torch.testing.assert_close(scripted(x), model(x), rtol=1e-4, atol=1e-5)
-
-
-@pytest.mark.parametrize('name', REPRESENTATIVE_MODELS)
-def test_fx(name, eval_models):
-    model = eval_models(name)
-    fx = fx_final_output(model)
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(fx(x), model(x), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(converted(x), model(x), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize('name', REPRESENTATIVE_MODELS)

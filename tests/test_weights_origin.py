@@ -205,25 +205,23 @@ def test_download_failures_are_clear_and_cache_nothing(host, authors, tricks_cac
     assert _cache_files(tricks_cache) == []
 
 
-def test_checkpoint_of_another_architecture_names_the_keys(host, monkeypatch, tmp_path, tricks_cache):
-    path = tmp_path / 'resnet34.pth'
-    torch.save({'state_dict': blurpool_spec.authors_state_dict('resnet34', 4, seed=0)}, path)
-    _accept_checksum_of(monkeypatch, BLURPOOL, path.read_bytes())
-    url = host.add_file('/resnet34_lpf4_finetune.pth', path.read_bytes())
-    with pytest.raises(timm_tricks.CheckpointMismatchError, match='unexpected keys: layer1.2.conv1.weight'):
-        timm.create_model(BLURPOOL, pretrained=True, pretrained_cfg_overlay=dict(url=url))
-    assert _cache_files(tricks_cache) == []
+def _headless(state_dict):
+    return {k: v for k, v in state_dict.items() if not k.startswith('fc.')}
 
 
-def test_checkpoint_without_its_classifier_is_not_cached(host, monkeypatch, tmp_path, tricks_cache):
-    """The family filter exempts the classifier (timm drops it for another num_classes); the cached conversion is
-    for the registered model, so there it counts: a cached file that cannot load would break every later call."""
-    state_dict = blurpool_spec.authors_state_dict('resnet18', 4, seed=0)
-    path = tmp_path / 'headless.pth'
-    torch.save({'state_dict': {k: v for k, v in state_dict.items() if not k.startswith('fc.')}}, path)
+@pytest.mark.parametrize('depth,edit,error', [
+    ('resnet34', dict, 'unexpected keys: layer1.2.conv1.weight'),  # another architecture: the keys are named
+    # the family filter exempts the classifier (timm drops it for another num_classes); the cached conversion is for
+    # the registered model, so there it counts: a cached file that cannot load would break every later call
+    ('resnet18', _headless, 'missing keys: fc.weight, fc.bias'),
+])
+def test_a_checkpoint_that_does_not_fit_is_named_and_not_cached(depth, edit, error, host, monkeypatch, tmp_path,
+                                                                tricks_cache):
+    path = tmp_path / 'authors.pth'
+    torch.save({'state_dict': edit(blurpool_spec.authors_state_dict(depth, 4, seed=0))}, path)
     _accept_checksum_of(monkeypatch, BLURPOOL, path.read_bytes())
-    url = host.add_file('/headless.pth', path.read_bytes())
-    with pytest.raises(timm_tricks.CheckpointMismatchError, match='missing keys: fc.weight, fc.bias'):
+    url = host.add_file(f'/{depth}_lpf4_finetune.pth', path.read_bytes())
+    with pytest.raises(timm_tricks.CheckpointMismatchError, match=error):
         timm.create_model(BLURPOOL, pretrained=True, pretrained_cfg_overlay=dict(url=url))
     assert _cache_files(tricks_cache) == []
 
